@@ -1,0 +1,576 @@
+import type { Medium, SpaceResult } from './medium.js';
+import { Gstat, MT_ISSCSI2, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, MtOp, mtOpName, type MtGet } from './mtio.js';
+import { Errno, TapeError, tapeError } from './tape-error.js';
+
+/**
+ * The Linux st driver's per-drive state machine (drivers/scsi/st.c, kernel 6.1), over a Medium.
+ * Line references ("st.c Lnnnn") point at the reference in shared/reference/linux-tape-semantics.md.
+ */
+
+/** st.h `eof` states, in st's order: comparisons such as `>= EOD_1` rely on it. */
+export enum Eof {
+  NOEOF,
+  FM_HIT,
+  FM,
+  EOM_OK,
+  EOM_ERROR,
+  EOD_1,
+  EOD_2,
+  EOD,
+}
+
+type Rw = 'idle' | 'reading' | 'writing';
+
+export type Access = 'read' | 'write' | 'read-write';
+
+export interface OpenOptions {
+  access: Access;
+  /** O_NONBLOCK: open without a medium, and without the EROFS check. */
+  nonBlocking?: boolean;
+  /** /dev/st* (rewind at close) rather than /dev/nst*. */
+  rewindOnClose?: boolean;
+}
+
+export interface DriveOptions {
+  /** Largest record (READ BLOCK LIMITS maximum); bigger writes fail with EINVAL. */
+  maxRecord: number;
+  /**
+   * Load the next volume on the next blocking open after a writer closed at logical EOT or a reader
+   * closed at the end of a volume's data (an unattended stacker).
+   */
+  autoload: boolean;
+  density?: number;
+}
+
+/** Everything a status view shows about the drive (admin status, `watch`). */
+export interface DriveState {
+  loaded: boolean;
+  volume: number;
+  fileno: number;
+  blkno: number;
+  position: number;
+  blockSize: number;
+  inUse: boolean;
+  eof: string;
+  rw: Rw;
+  writeProtected: boolean;
+  pastEarlyWarning: boolean;
+}
+
+/** One open of the drive (a file descriptor). */
+export class DriveHandle {
+  private closed = false;
+
+  constructor(
+    private readonly drive: PseudoDrive,
+    readonly readOnly: boolean,
+    readonly rewindOnClose: boolean,
+  ) {}
+
+  write(data: Buffer): Promise<number> {
+    return this.run(() => this.drive.write(this, data));
+  }
+  read(maxBytes: number): Promise<Buffer> {
+    return this.run(() => this.drive.read(maxBytes));
+  }
+  ioctl(op: number, count: number): Promise<void> {
+    return this.run(() => this.drive.ioctl(this, op, count));
+  }
+  status(): Promise<MtGet> {
+    return this.run(() => this.drive.mtget());
+  }
+  /** MTIOCPOS: logical object number (blocks and filemarks) from BOT. */
+  position(): Promise<number> {
+    return this.run(() => this.drive.mtpos());
+  }
+  close(): Promise<void> {
+    const closing = this.run(() => this.drive.close(this));
+    this.closed = true;
+    return closing;
+  }
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private run<T>(op: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(tapeError('EINVAL', 'the drive handle is closed'));
+    return this.drive.serialize(op);
+  }
+}
+
+export class PseudoDrive {
+  private inUse = false;
+  private rw: Rw = 'idle';
+  private eof = Eof.NOEOF;
+  private fileno = -1;
+  private blkno = -1;
+  private blockSize = 0;
+  private density: number;
+  /** Fixed-block mode: the unread rest of a block a read returned part of. */
+  private readAhead: Buffer | undefined;
+  /** Set when the next blocking open must load the next volume (autoload). */
+  private changeVolumeOnOpen = false;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly name: string,
+    readonly medium: Medium,
+    readonly options: DriveOptions,
+  ) {
+    this.density = options.density ?? 0;
+    if (medium.loaded) this.fileno = this.blkno = 0;
+  }
+
+  /** Loads volume 1 on every copy (a drive starts with its first cartridge in). */
+  async start(): Promise<void> {
+    await this.serialize(() => this.loadNextVolume());
+  }
+
+  state(): DriveState {
+    return {
+      loaded: this.medium.loaded,
+      volume: this.medium.volume,
+      fileno: this.fileno,
+      blkno: this.blkno,
+      position: this.medium.position,
+      blockSize: this.blockSize,
+      inUse: this.inUse,
+      eof: Eof[this.eof],
+      rw: this.rw,
+      writeProtected: this.medium.writeProtected,
+      pastEarlyWarning: this.medium.pastEarlyWarning,
+    };
+  }
+
+  open(options: OpenOptions): Promise<DriveHandle> {
+    return this.serialize(async () => {
+      if (this.inUse) throw tapeError('EBUSY', `drive ${this.name} is already open`);
+      const blocking = !options.nonBlocking;
+      if (blocking && this.options.autoload && (this.changeVolumeOnOpen || !this.medium.loaded)) {
+        if (this.medium.loaded) await this.medium.unload();
+        await this.loadNextVolume();
+      }
+      this.changeVolumeOnOpen = false;
+      if (blocking && !this.medium.loaded) throw tapeError('ENOMEDIUM', `no volume in drive ${this.name}`);
+      if (blocking && this.medium.loaded && this.medium.writeProtected && options.access !== 'read') {
+        throw tapeError('EROFS', `the volume in drive ${this.name} is write-protected`);
+      }
+      this.inUse = true;
+      this.rw = 'idle'; // st_open
+      return new DriveHandle(this, options.access === 'read', options.rewindOnClose ?? false);
+    });
+  }
+
+  /** Runs drive operations one at a time, in arrival order. */
+  serialize<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(op, op);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async write(handle: DriveHandle, data: Buffer): Promise<number> {
+    this.requireMedium();
+    if (data.length === 0) return 0; // st_write: zero count writes nothing, not even a filemark
+    if (this.blockSize !== 0 && data.length % this.blockSize !== 0) {
+      throw tapeError('EINVAL', `write of ${data.length} bytes is not a multiple of the block size ${this.blockSize}`);
+    }
+    if (this.blockSize === 0 && data.length > this.options.maxRecord) {
+      throw tapeError('EINVAL', `record of ${data.length} bytes exceeds the drive's maximum of ${this.options.maxRecord}`);
+    }
+    if (handle.readOnly || this.medium.writeProtected) {
+      throw tapeError('EACCES', `drive ${this.name} is ${handle.readOnly ? 'open read-only' : 'write-protected'}`);
+    }
+    if (this.rw === 'reading') this.readAhead = undefined;
+    if (this.eof === Eof.EOM_OK) {
+      this.eof = Eof.EOD_1; // the write after EW is refused; the one after that may proceed (st.c L1686-1692)
+      throw tapeError('ENOSPC', `logical end of tape on drive ${this.name} (volume ${this.medium.volume})`);
+    }
+    if (this.eof === Eof.EOM_ERROR) throw tapeError('EIO', 'end of medium reached while writing buffered data');
+    this.rw = 'writing';
+
+    const size = this.blockSize || data.length;
+    let written = 0;
+    let earlyWarning = false;
+    try {
+      for (; written < data.length; written += size) {
+        const outcome = await this.medium.write(data.subarray(written, written + size));
+        if (this.blkno >= 0) this.blkno++;
+        if (outcome === 'early-warning') earlyWarning = true;
+      }
+    } catch (err) {
+      if (!(err instanceof TapeError) || err.errno !== Errno.ENOSPC /* physical end */) {
+        this.blkno = -1;
+        throw err;
+      }
+      this.eof = Eof.EOM_OK;
+      if (written === 0) throw err; // variable mode: nothing written, -1 ENOSPC (st.c L1800-1820)
+      return written; // fixed mode: short count
+    }
+    this.eof = earlyWarning || this.eof === Eof.EOD_1 ? Eof.EOM_OK : Eof.NOEOF;
+    return written;
+  }
+
+  async read(maxBytes: number): Promise<Buffer> {
+    this.requireMedium();
+    if (maxBytes === 0) return Buffer.alloc(0);
+    if (this.rw === 'writing') await this.medium.sync();
+    if (!this.readAhead && this.eof >= Eof.EOD_1) {
+      if (this.eof < Eof.EOD) {
+        this.eof++;
+        return Buffer.alloc(0);
+      }
+      throw tapeError('EIO', `end of recorded data on drive ${this.name}`);
+    }
+    this.rw = 'reading';
+    return this.blockSize === 0 ? this.readVariable(maxBytes) : this.readFixed(maxBytes);
+  }
+
+  private async readVariable(maxBytes: number): Promise<Buffer> {
+    if (this.eof === Eof.FM_HIT) return this.reportFilemark();
+    const object = await this.medium.read();
+    switch (object.kind) {
+      case 'record':
+        if (this.blkno >= 0) this.blkno++;
+        if (object.data.length > maxBytes) {
+          // The record is consumed and lost, as st does since 2.4 (st.c L1985-1996).
+          throw tapeError('ENOMEM', `record of ${object.data.length} bytes does not fit a ${maxBytes}-byte read`);
+        }
+        if (this.eof === Eof.FM) this.eof = Eof.NOEOF;
+        return object.data;
+      case 'filemark':
+        return this.reportFilemark();
+      case 'blank':
+        return this.blankCheck();
+    }
+  }
+
+  private async readFixed(maxBytes: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    let total = 0;
+    while (total < maxBytes) {
+      if (this.readAhead) {
+        const take = this.readAhead.subarray(0, maxBytes - total);
+        parts.push(take);
+        total += take.length;
+        this.readAhead = take.length < this.readAhead.length ? this.readAhead.subarray(take.length) : undefined;
+        continue;
+      }
+      if (this.eof === Eof.FM_HIT) break;
+      const object = await this.medium.read();
+      if (object.kind === 'filemark') {
+        this.eof = Eof.FM_HIT; // returned after the data before it
+        break;
+      }
+      if (object.kind === 'blank') {
+        if (total > 0) break;
+        return this.blankCheck();
+      }
+      if (object.data.length !== this.blockSize) {
+        await this.medium.spaceRecords(-1); // st backspaces over the wrong-sized block
+        if (total > 0) break;
+        throw tapeError('EIO', `block of ${object.data.length} bytes in ${this.blockSize}-byte fixed-block mode`);
+      }
+      if (this.blkno >= 0) this.blkno++;
+      this.readAhead = object.data;
+    }
+    if (total === 0) return this.reportFilemark();
+    if (this.eof === Eof.FM) this.eof = Eof.NOEOF;
+    return Buffer.concat(parts, total);
+  }
+
+  /** The read that reports a filemark returns 0 and leaves the tape after it (st.c L2206-2212). */
+  private reportFilemark(): Buffer {
+    this.eof = Eof.FM;
+    this.blkno = 0;
+    if (this.fileno >= 0) this.fileno++;
+    return Buffer.alloc(0);
+  }
+
+  /** BLANK CHECK: zero bytes right after a filemark, EIO otherwise (st.c L2057-2066). */
+  private blankCheck(): Buffer {
+    this.blkno = -1;
+    if (this.eof === Eof.FM) {
+      this.eof = Eof.EOD; // EOD_2, then st_read's epilogue moves it to EOD
+      return Buffer.alloc(0);
+    }
+    throw tapeError('EIO', `end of recorded data on drive ${this.name}`);
+  }
+
+  async ioctl(handle: DriveHandle, op: number, count: number): Promise<void> {
+    if (!this.medium.loaded && !OPS_WITHOUT_MEDIUM.has(op)) {
+      throw tapeError('ENOMEDIUM', `no volume in drive ${this.name} for ${mtOpName(op)}`);
+    }
+    if (MOTION_OPS.has(op)) this.changeVolumeOnOpen = false;
+    let n = count;
+    if (this.eof === Eof.FM_HIT) n = await this.settleFilemarkHit(op, n);
+    this.readAhead = undefined;
+    if (this.rw === 'writing' && FILEMARK_FIRST_OPS.has(op)) {
+      await this.writeFilemarks(1);
+      if (op === MtOp.MTBSF || op === MtOp.MTBSFM) n++;
+    }
+    if (!KEEPS_RW_OPS.has(op)) this.rw = 'idle';
+    const protectedMedium = handle.readOnly || this.medium.writeProtected;
+
+    switch (op) {
+      case MtOp.MTFSF:
+        return this.forwardFiles(n);
+      case MtOp.MTBSF:
+        return this.backwardFiles(n);
+      case MtOp.MTFSFM:
+        await this.forwardFiles(n);
+        return this.backwardFiles(1);
+      case MtOp.MTBSFM:
+        await this.backwardFiles(n);
+        return this.forwardFiles(1);
+      case MtOp.MTFSR:
+        return n >= 0 ? this.forwardRecords(n) : this.backwardRecords(-n);
+      case MtOp.MTBSR:
+        return n >= 0 ? this.backwardRecords(n) : this.forwardRecords(-n);
+      case MtOp.MTWEOF:
+      case MtOp.MTWEOFI:
+        if (protectedMedium) throw tapeError('EACCES', `drive ${this.name} is not writable`);
+        await this.writeFilemarks(n);
+        this.eof = Eof.NOEOF;
+        this.rw = 'idle'; // no second filemark at close
+        if (op === MtOp.MTWEOF) await this.medium.sync();
+        return;
+      case MtOp.MTREW:
+      case MtOp.MTRETEN:
+        await this.medium.sync();
+        await this.medium.rewind();
+        return this.atBot();
+      case MtOp.MTOFFL:
+      case MtOp.MTUNLOAD:
+        await this.medium.unload();
+        this.fileno = this.blkno = -1;
+        this.eof = Eof.NOEOF;
+        return;
+      case MtOp.MTLOAD:
+        if (this.medium.loaded) {
+          await this.medium.sync();
+          await this.medium.rewind();
+          return this.atBot();
+        }
+        return this.loadNextVolume();
+      case MtOp.MTNOP:
+        return this.medium.sync();
+      case MtOp.MTEOM: {
+        const r = await this.medium.spaceFilemarks(0x7fffff);
+        if (this.fileno >= 0) this.fileno += r.crossed;
+        this.blkno = -1;
+        this.eof = Eof.EOD;
+        return;
+      }
+      case MtOp.MTERASE:
+        if (protectedMedium) throw tapeError('EACCES', `drive ${this.name} is not writable`);
+        await this.medium.erase();
+        return this.medium.sync();
+      case MtOp.MTSETBLK:
+        if (n !== 0 && (n < 1 || n > this.options.maxRecord || n > MT_ST_BLKSIZE_MASK)) {
+          throw tapeError('EINVAL', `block size ${n} is outside the drive's limits 1-${this.options.maxRecord}`);
+        }
+        this.blockSize = n;
+        return;
+      case MtOp.MTSETDENSITY:
+        this.density = n & 0xff;
+        return;
+      case MtOp.MTSEEK:
+        return this.seek(n);
+      case MtOp.MTSETDRVBUFFER: // driver options: accepted; the pseudo drive has no buffering knobs
+      case MtOp.MTLOCK:
+      case MtOp.MTUNLOCK:
+      case MtOp.MTCOMPRESSION:
+        return;
+      case MtOp.MTSETPART:
+      case MtOp.MTMKPART:
+        throw tapeError('EINVAL', `drive ${this.name} has no partitions`);
+      case MtOp.MTFSS:
+      case MtOp.MTBSS:
+      case MtOp.MTWSM:
+        throw tapeError('EIO', `drive ${this.name} does not support setmarks`);
+      default:
+        // MTRESET, MTRAS1-3 and MTTELL are not implemented by st either (st.c L2955-2956).
+        throw tapeError('ENOSYS', `${mtOpName(op)} is not supported`);
+    }
+  }
+
+  /** MTIOCGET (st.c L3782-3843); a sync point, like st's flush before status. */
+  async mtget(): Promise<MtGet> {
+    if (this.medium.loaded && this.rw === 'writing') await this.medium.sync();
+    let blkno = this.blkno;
+    if (this.blockSize !== 0 && this.rw === 'reading' && this.readAhead) blkno--;
+    let gstat = Gstat.IM_REP_EN;
+    if (this.medium.writeProtected) gstat |= Gstat.WR_PROT;
+    if (blkno === 0) gstat |= this.fileno === 0 ? Gstat.BOT : Gstat.EOF;
+    if (this.eof === Eof.EOM_OK || this.eof === Eof.EOM_ERROR) gstat |= Gstat.EOT;
+    else if (this.eof >= Eof.EOM_OK) gstat |= Gstat.EOD;
+    if (this.density === 1) gstat |= Gstat.D_800;
+    else if (this.density === 2) gstat |= Gstat.D_1600;
+    else if (this.density === 3) gstat |= Gstat.D_6250;
+    gstat |= this.medium.loaded ? Gstat.ONLINE : Gstat.DR_OPEN;
+    return {
+      type: MT_ISSCSI2,
+      resid: 0,
+      dsreg: ((this.blockSize & MT_ST_BLKSIZE_MASK) | (this.density << MT_ST_DENSITY_SHIFT)) >>> 0,
+      gstat: gstat >>> 0,
+      erreg: 0,
+      fileno: this.fileno,
+      blkno,
+    };
+  }
+
+  async mtpos(): Promise<number> {
+    this.requireMedium();
+    await this.medium.sync();
+    return this.medium.position;
+  }
+
+  /** st_flush + st_release (st.c L1340-1448). */
+  async close(handle: DriveHandle): Promise<void> {
+    let failure: unknown;
+    try {
+      if (this.rw === 'writing' && this.medium.loaded) {
+        await this.writeFilemarks(1);
+        this.eof = Eof.FM;
+        if (this.medium.pastEarlyWarning) this.changeVolumeOnOpen = true;
+      } else if (this.rw === 'reading' && this.medium.loaded) {
+        if (this.eof === Eof.FM_HIT) {
+          await this.medium.spaceFilemarks(-1); // BSD semantics: back over the unreported filemark
+          this.eof = Eof.NOEOF;
+        }
+        if ((await this.medium.atEndOfData()) && (await this.medium.hasNextVolume())) {
+          this.changeVolumeOnOpen = true;
+        }
+      }
+      this.readAhead = undefined;
+      if (this.medium.loaded) await this.medium.sync();
+      if (handle.rewindOnClose && this.medium.loaded) {
+        await this.medium.rewind();
+        this.atBot();
+      }
+    } catch (err) {
+      failure = err;
+    }
+    this.rw = 'idle';
+    this.inUse = false;
+    if (failure) throw failure;
+  }
+
+  private async writeFilemarks(count: number): Promise<void> {
+    await this.medium.writeFilemarks(count);
+    if (this.fileno >= 0) this.fileno += count;
+    this.blkno = 0;
+  }
+
+  /** st_ioctl's handling of a filemark a fixed-block read met but did not report yet. */
+  private async settleFilemarkHit(op: number, count: number): Promise<number> {
+    if (op === MtOp.MTFSF || op === MtOp.MTFSFM || op === MtOp.MTEOM) {
+      this.reportFilemark();
+      return count - 1;
+    }
+    if (op === MtOp.MTBSF || op === MtOp.MTBSFM) {
+      this.reportFilemark();
+      return count + 1;
+    }
+    if (SEEK_NEXT_OPS.has(op)) {
+      this.reportFilemark();
+    } else {
+      await this.medium.spaceFilemarks(-1);
+      this.eof = Eof.NOEOF;
+    }
+    return count;
+  }
+
+  private async forwardFiles(count: number): Promise<void> {
+    if (count < 0) return this.backwardFiles(-count);
+    const r = await this.medium.spaceFilemarks(count);
+    if (this.fileno >= 0) this.fileno += r.crossed;
+    if (r.stoppedAt === 'blank') {
+      this.blkno = -1;
+      this.eof = Eof.EOD;
+      throw this.spaceError('MTFSF', count, r);
+    }
+    this.blkno = 0;
+    this.eof = Eof.FM;
+  }
+
+  private async backwardFiles(count: number): Promise<void> {
+    if (count < 0) return this.forwardFiles(-count);
+    const r = await this.medium.spaceFilemarks(-count);
+    if (this.fileno >= 0) this.fileno -= r.crossed;
+    this.eof = Eof.NOEOF;
+    if (r.stoppedAt === 'bot') {
+      this.blkno = 0;
+      throw this.spaceError('MTBSF', count, r);
+    }
+    this.blkno = -1; // st cannot know the block number on the BOT side of a filemark
+  }
+
+  private async forwardRecords(count: number): Promise<void> {
+    const r = await this.medium.spaceRecords(count);
+    if (r.stoppedAt === 'filemark') {
+      if (this.fileno >= 0) this.fileno++;
+      this.blkno = 0;
+      this.eof = Eof.FM;
+      throw this.spaceError('MTFSR', count, r);
+    }
+    if (this.blkno >= 0) this.blkno += r.crossed;
+    if (r.stoppedAt === 'blank') {
+      this.eof = Eof.EOD;
+      throw this.spaceError('MTFSR', count, r);
+    }
+    this.eof = Eof.NOEOF;
+  }
+
+  private async backwardRecords(count: number): Promise<void> {
+    const r = await this.medium.spaceRecords(-count);
+    this.eof = Eof.NOEOF;
+    if (r.stoppedAt === 'filemark') {
+      if (this.fileno >= 0) this.fileno--;
+      this.blkno = -1;
+      throw this.spaceError('MTBSR', count, r);
+    }
+    if (this.blkno >= 0) this.blkno -= r.crossed;
+    if (r.stoppedAt === 'bot') throw this.spaceError('MTBSR', count, r);
+  }
+
+  private async seek(object: number): Promise<void> {
+    await this.medium.sync();
+    this.eof = Eof.NOEOF;
+    try {
+      await this.medium.locate(object);
+    } finally {
+      this.fileno = this.blkno = object === 0 && this.medium.position === 0 ? 0 : -1;
+    }
+  }
+
+  private spaceError(op: string, count: number, r: SpaceResult): TapeError {
+    const where = { filemark: 'a filemark', blank: 'the end of data', bot: 'the beginning of tape' }[r.stoppedAt!];
+    return tapeError('EIO', `${op} ${count} stopped at ${where} after ${r.crossed}`);
+  }
+
+  private async loadNextVolume(): Promise<void> {
+    await this.medium.loadNext();
+    this.atBot();
+  }
+
+  private atBot(): void {
+    this.fileno = this.blkno = 0;
+    this.eof = Eof.NOEOF;
+  }
+
+  private requireMedium(): void {
+    if (!this.medium.loaded) throw tapeError('ENOMEDIUM', `no volume in drive ${this.name}`);
+  }
+}
+
+/** Ops after which st writes a filemark first if the last operation was a write (st.c L3606-3618). */
+const FILEMARK_FIRST_OPS = new Set<number>([MtOp.MTREW, MtOp.MTOFFL, MtOp.MTSEEK, MtOp.MTBSF, MtOp.MTBSFM]);
+/** Ops that keep the writing state, so close still writes its filemark (st.c L3659-3662). */
+const KEEPS_RW_OPS = new Set<number>([MtOp.MTNOP, MtOp.MTSETBLK, MtOp.MTSETDENSITY, MtOp.MTWSM, MtOp.MTSETDRVBUFFER, MtOp.MTSETPART]);
+/** flush_buffer(seek_next=1) ops: a pending filemark counts as crossed. */
+const SEEK_NEXT_OPS = new Set<number>([MtOp.MTREW, MtOp.MTOFFL, MtOp.MTRETEN, MtOp.MTEOM, MtOp.MTLOCK, MtOp.MTLOAD, MtOp.MTCOMPRESSION]);
+/** Ops that are fine on an empty drive (opened O_NONBLOCK). */
+const OPS_WITHOUT_MEDIUM = new Set<number>([MtOp.MTLOAD, MtOp.MTNOP, MtOp.MTSETBLK, MtOp.MTSETDENSITY, MtOp.MTSETDRVBUFFER, MtOp.MTLOCK, MtOp.MTUNLOCK, MtOp.MTCOMPRESSION]);
+/** Ops that move the tape: they cancel a pending autoload volume change. */
+const MOTION_OPS = new Set<number>([MtOp.MTFSF, MtOp.MTBSF, MtOp.MTFSR, MtOp.MTBSR, MtOp.MTWEOF, MtOp.MTREW, MtOp.MTRETEN, MtOp.MTBSFM, MtOp.MTFSFM, MtOp.MTEOM, MtOp.MTERASE, MtOp.MTSEEK, MtOp.MTWEOFI]);

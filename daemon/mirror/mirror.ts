@@ -1,0 +1,191 @@
+import type { Medium, SpaceResult, TapeObject, WriteOutcome } from '../drive/medium.js';
+import { TapeError, tapeError } from '../drive/tape-error.js';
+import type { Sink } from '../sinks/sink.js';
+
+export interface MirrorOptions {
+  /** Bytes each copy may have queued before the writer waits (write-behind window). */
+  window: number;
+}
+
+/**
+ * The tape as the drive sees it: every record and filemark goes to every copy in order, each copy
+ * with a bounded write-behind queue; reads and spacing use the first copy, and the other copies are
+ * moved to the same object before anything is written to them. Volumes change on all copies
+ * together.
+ */
+export class Mirror implements Medium {
+  private volumeNo = 0;
+  private isLoaded = false;
+  private protectedCartridge = false;
+  private pos = 0;
+
+  constructor(
+    readonly sinks: readonly Sink[],
+    private readonly options: MirrorOptions,
+  ) {
+    if (sinks.length === 0) throw new Error('a drive needs at least one sink');
+  }
+
+  get loaded(): boolean {
+    return this.isLoaded;
+  }
+  get writeProtected(): boolean {
+    return this.protectedCartridge;
+  }
+  get volume(): number {
+    return this.volumeNo;
+  }
+  get position(): number {
+    return this.pos;
+  }
+  get pastEarlyWarning(): boolean {
+    return this.sinks.some((s) => s.earlyWarning);
+  }
+
+  async loadNext(): Promise<void> {
+    const volume = this.volumeNo + 1;
+    const loaded = await Promise.all(this.sinks.map((s) => s.load(volume)));
+    this.volumeNo = volume;
+    this.protectedCartridge = loaded.some((l) => l.writeProtected);
+    this.pos = 0;
+    this.isLoaded = true;
+  }
+
+  async unload(): Promise<void> {
+    this.isLoaded = false;
+    const results = await Promise.allSettled(this.sinks.map((s) => s.unload()));
+    throwFirst(results);
+  }
+
+  async hasNextVolume(): Promise<boolean> {
+    return this.reader.hasVolume(this.volumeNo + 1);
+  }
+
+  async write(record: Buffer): Promise<WriteOutcome> {
+    this.throwIfFailed();
+    let outcome: WriteOutcome = 'ok';
+    for (const sink of this.sinks) {
+      const room = sink.room(record.length);
+      if (room === 'full') {
+        throw tapeError('ENOSPC', `${sink.name}: physical end of volume ${this.volumeNo}`);
+      }
+      if (room === 'early-warning') outcome = 'early-warning';
+    }
+    await this.alignAll();
+    for (const sink of this.sinks) sink.write(record);
+    this.pos++;
+    await this.applyBackPressure();
+    return outcome;
+  }
+
+  async writeFilemarks(count: number): Promise<void> {
+    this.throwIfFailed();
+    await this.alignAll();
+    for (const sink of this.sinks) sink.writeFilemarks(count);
+    this.pos += count;
+    await this.applyBackPressure();
+  }
+
+  async read(): Promise<TapeObject> {
+    const object = await this.reader.next(true);
+    this.pos = this.reader.position;
+    return object;
+  }
+
+  async spaceRecords(count: number): Promise<SpaceResult> {
+    const result = count >= 0 ? await this.forward(count, 'record') : await this.backward(-count, 'record');
+    this.pos = this.reader.position;
+    return result;
+  }
+
+  async spaceFilemarks(count: number): Promise<SpaceResult> {
+    const result = count >= 0 ? await this.forward(count, 'filemark') : await this.backward(-count, 'filemark');
+    this.pos = this.reader.position;
+    return result;
+  }
+
+  async rewind(): Promise<void> {
+    await this.locate(0);
+  }
+
+  async locate(object: number): Promise<void> {
+    await this.reader.locate(object);
+    this.pos = object;
+  }
+
+  async erase(): Promise<void> {
+    this.throwIfFailed();
+    await this.alignAll();
+    for (const sink of this.sinks) sink.erase();
+  }
+
+  async atEndOfData(): Promise<boolean> {
+    return this.reader.atEnd();
+  }
+
+  async sync(): Promise<void> {
+    throwFirst(await Promise.allSettled(this.sinks.map((s) => s.sync())));
+  }
+
+  async close(): Promise<void> {
+    throwFirst(await Promise.allSettled(this.sinks.map((s) => s.close())));
+  }
+
+  /** Reads and spacing use the first copy. */
+  private get reader(): Sink {
+    return this.sinks[0]!;
+  }
+
+  /** Crosses `count` objects of `kind` forward; a filemark stops a record space after it. */
+  private async forward(count: number, kind: 'record' | 'filemark'): Promise<SpaceResult> {
+    let crossed = 0;
+    while (crossed < count) {
+      const object = await this.reader.next(false);
+      if (object.kind === 'blank') return { crossed, stoppedAt: 'blank' };
+      if (object.kind === kind) crossed++;
+      else if (kind === 'record') return { crossed, stoppedAt: 'filemark' };
+    }
+    return { crossed };
+  }
+
+  /** Crosses `count` objects of `kind` backward; a filemark stops a record space before it. */
+  private async backward(count: number, kind: 'record' | 'filemark'): Promise<SpaceResult> {
+    let crossed = 0;
+    while (crossed < count) {
+      const object = await this.reader.previous();
+      if (object === 'bot') return { crossed, stoppedAt: 'bot' };
+      if (object === kind) crossed++;
+      else if (kind === 'record') return { crossed, stoppedAt: 'filemark' };
+    }
+    return { crossed };
+  }
+
+  private async alignAll(): Promise<void> {
+    for (const sink of this.sinks) {
+      if (sink.position !== this.pos) await sink.locate(this.pos);
+    }
+  }
+
+  private async applyBackPressure(): Promise<void> {
+    for (const sink of this.sinks) {
+      if (sink.queuedBytes > this.options.window) await sink.drain(this.options.window);
+    }
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    for (const sink of this.sinks) {
+      if (sink.failure) throw asEio(sink.failure);
+    }
+  }
+}
+
+function asEio(error: Error): TapeError {
+  return error instanceof TapeError ? error : tapeError('EIO', error.message);
+}
+
+function throwFirst(results: PromiseSettledResult<unknown>[]): void {
+  for (const r of results) {
+    if (r.status === 'rejected') throw asEio(r.reason as Error);
+  }
+}

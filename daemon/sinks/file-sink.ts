@@ -1,0 +1,315 @@
+import { access, constants, type FileHandle, open } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TapeObject } from '../drive/medium.js';
+import { TapeError, tapeError } from '../drive/tape-error.js';
+import type { Capacity } from './capacity.js';
+import { ObjectIndex } from './object-index.js';
+import { SimhReader } from './simh-reader.js';
+import { framedSize, lengthWords, PAD_BYTE, TAPE_MARK_BYTES, TAPE_MARK_SIZE } from './simh-tap.js';
+import type { Room, Sink, SinkStatus } from './sink.js';
+import { WriteQueue } from './write-queue.js';
+
+export interface FileSinkOptions {
+  /** Image path; `%v` is replaced by the volume number. */
+  path: string;
+  capacity: Capacity;
+  readonly: boolean;
+  /** fsync the image at every sync point (filemark, close, rewind, unload, status). */
+  fsync: boolean;
+  /** Bytes per second; simulates a drive's speed. */
+  rate?: number;
+}
+
+/** Volume 1 is PATH; without `%v` later volumes are PATH.2, PATH.3, ... */
+export function volumePath(template: string, volume: number): string {
+  if (template.includes('%v')) return template.replaceAll('%v', String(volume));
+  return volume === 1 ? template : `${template}.${volume}`;
+}
+
+type Op = { kind: 'write'; at: number; bufs: Buffer[]; bytes: number } | { kind: 'truncate'; at: number };
+
+const MAX_IOV = 1024;
+
+/**
+ * A SIMH .tap image per volume. An existing image is a loaded cartridge: it can be read, spaced
+ * and appended to, and writing in its middle discards what follows, as on a drive. Writes are
+ * batched into positional writev calls by a background pump.
+ */
+export class FileSink implements Sink {
+  readonly name: string;
+  private fh: FileHandle | undefined;
+  private reader: SimhReader | undefined;
+  private path = '';
+  private volume = 0;
+  private loaded = false;
+  private pos = 0;
+  /** Byte offset of `pos`. */
+  private offset = 0;
+  /** End of the image once queued operations are applied. */
+  private end = 0;
+  private readonly index = new ObjectIndex();
+  private ops: Op[] = [];
+  private readonly queue = new WriteQueue();
+  private pumping: Promise<void> | undefined;
+  private rateDue = 0;
+  private records = 0;
+  private bytes = 0;
+
+  constructor(private readonly options: FileSinkOptions) {
+    this.name = `file:${options.path}`;
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+  get earlyWarning(): boolean {
+    return this.loaded && this.options.capacity.isPastEarlyWarning(this.end);
+  }
+  get queuedBytes(): number {
+    return this.queue.bytes;
+  }
+  get failure(): Error | undefined {
+    return this.queue.failure;
+  }
+
+  async load(volume: number): Promise<{ writeProtected: boolean }> {
+    await this.unload().catch(() => undefined); // its failure was reported at its last sync point
+    this.volume = volume;
+    this.path = volumePath(this.options.path, volume);
+    this.queue.reset();
+    this.pos = this.offset = this.end = 0;
+    this.index.reset();
+    let writeProtected = this.options.readonly;
+    try {
+      this.fh = await open(this.path, writeProtected ? 'r' : 'r+');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EROFS') {
+        this.fh = await open(this.path, 'r');
+        writeProtected = true;
+      } else if (code !== 'ENOENT') {
+        throw tapeError('EIO', `${this.name}: cannot open ${this.path}: ${(err as Error).message}`);
+      }
+    }
+    if (this.fh) {
+      this.end = (await this.fh.stat()).size;
+      this.reader = new SimhReader(this.fh, this.path);
+    }
+    this.loaded = true;
+    return { writeProtected };
+  }
+
+  async unload(): Promise<void> {
+    if (!this.loaded) return;
+    try {
+      await this.sync();
+    } finally {
+      await this.fh?.close();
+      this.fh = this.reader = undefined;
+      this.loaded = false;
+    }
+  }
+
+  async hasVolume(volume: number): Promise<boolean> {
+    return access(volumePath(this.options.path, volume)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  room(recordBytes: number): Room {
+    return this.options.capacity.room(this.offset + framedSize(recordBytes));
+  }
+
+  write(record: Buffer): void {
+    const words = lengthWords(record.length);
+    const bufs = [words.subarray(0, 4), record];
+    if (record.length & 1) bufs.push(PAD_BYTE);
+    bufs.push(words.subarray(4));
+    this.append(bufs, framedSize(record.length), 1);
+    this.records++;
+    this.bytes += record.length;
+  }
+
+  writeFilemarks(count: number): void {
+    for (let i = 0; i < count; i++) this.append([TAPE_MARK_BYTES], TAPE_MARK_SIZE, 1);
+  }
+
+  erase(): void {
+    this.cutAtPosition();
+    this.kick();
+  }
+
+  drain(maxQueuedBytes: number): Promise<void> {
+    return this.queue.drain(maxQueuedBytes);
+  }
+
+  async sync(): Promise<void> {
+    await this.settle();
+    if (this.options.fsync && this.fh) {
+      try {
+        await this.fh.datasync();
+      } catch (err) {
+        this.queue.fail(this.ioError('fsync', err));
+        throw this.failure;
+      }
+    }
+  }
+
+  async locate(object: number): Promise<void> {
+    if (object === this.pos) return;
+    await this.settle();
+    let { object: at, offset } =
+      object > this.pos ? { object: this.pos, offset: this.offset } : this.index.nearest(object);
+    while (at < object) {
+      const r = this.reader ? await this.reader.objectAt(offset, this.end, false) : undefined;
+      if (!r || r.object.kind === 'blank') {
+        throw tapeError('EIO', `${this.name}: volume ${this.volume} ends at object ${at}, cannot reach ${object}`);
+      }
+      offset = r.next;
+      this.index.passed(++at, offset);
+    }
+    this.pos = at;
+    this.offset = offset;
+  }
+
+  async next(withData: boolean): Promise<TapeObject> {
+    await this.settle();
+    if (!this.reader) return { kind: 'blank' };
+    const r = await this.reader.objectAt(this.offset, this.end, withData);
+    if (r.object.kind !== 'blank') {
+      this.offset = r.next;
+      this.index.passed(++this.pos, this.offset);
+    }
+    return r.object;
+  }
+
+  async previous(): Promise<'record' | 'filemark' | 'bot'> {
+    await this.settle();
+    if (!this.reader || this.pos === 0) return 'bot';
+    const r = await this.reader.objectBefore(this.offset);
+    if (r.kind !== 'bot') {
+      this.pos--;
+      this.offset = r.start;
+    }
+    return r.kind;
+  }
+
+  async atEnd(): Promise<boolean> {
+    await this.settle();
+    return this.offset === this.end;
+  }
+
+  status(): SinkStatus {
+    const { capacity } = this.options;
+    return {
+      name: this.name,
+      volume: this.volume,
+      loaded: this.loaded,
+      position: this.pos,
+      used: this.end,
+      capacity: capacity.capacity,
+      earlyWarningAt: capacity.earlyWarningAt,
+      earlyWarning: this.earlyWarning,
+      queuedBytes: this.queue.bytes,
+      recordsWritten: this.records,
+      bytesWritten: this.bytes,
+      failure: this.failure?.message,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.unload();
+  }
+
+  private append(bufs: Buffer[], bytes: number, objects: number): void {
+    if (this.failure) return; // already reported; queueing more would only grow memory
+    this.cutAtPosition();
+    const last = this.ops.at(-1);
+    if (last?.kind === 'write' && last.at + last.bytes === this.offset && last.bufs.length < MAX_IOV) {
+      last.bufs.push(...bufs);
+      last.bytes += bytes;
+    } else {
+      this.ops.push({ kind: 'write', at: this.offset, bufs, bytes });
+    }
+    this.queue.added(bytes);
+    this.offset += bytes;
+    this.end = this.offset;
+    this.pos += objects;
+    this.index.passed(this.pos, this.offset);
+    this.kick();
+  }
+
+  /** Writing or erasing in the middle of a volume discards everything after the position. */
+  private cutAtPosition(): void {
+    if (this.offset === this.end) return;
+    this.ops.push({ kind: 'truncate', at: this.offset });
+    this.end = this.offset;
+    this.index.truncate(this.pos);
+  }
+
+  private kick(): void {
+    this.reader?.invalidate();
+    this.pumping ??= this.pump().finally(() => {
+      this.pumping = undefined;
+    });
+  }
+
+  private async settle(): Promise<void> {
+    while (this.pumping) await this.pumping;
+    if (this.failure) throw this.failure;
+  }
+
+  private async pump(): Promise<void> {
+    while (this.ops.length > 0 && !this.failure) {
+      const ops = this.ops;
+      this.ops = [];
+      for (const op of ops) {
+        try {
+          await this.apply(op);
+        } catch (err) {
+          this.queue.fail(err instanceof TapeError ? err : this.ioError(op.kind, err));
+          this.ops = [];
+          return;
+        }
+        if (op.kind === 'write') this.queue.done(op.bytes);
+      }
+    }
+  }
+
+  private async apply(op: Op): Promise<void> {
+    this.fh ??= await open(this.path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    this.reader ??= new SimhReader(this.fh, this.path);
+    if (op.kind === 'truncate') {
+      await this.fh.truncate(op.at);
+      return;
+    }
+    await writevAll(this.fh, op.bufs, op.at);
+    if (this.options.rate) await this.throttle(op.bytes, this.options.rate);
+  }
+
+  private async throttle(bytes: number, rate: number): Promise<void> {
+    const now = performance.now();
+    this.rateDue = Math.max(this.rateDue, now) + (bytes / rate) * 1000;
+    if (this.rateDue > now + 1) await sleep(this.rateDue - now);
+  }
+
+  private ioError(what: string, err: unknown): TapeError {
+    return tapeError('EIO', `${this.name}: ${what} of ${this.path} failed: ${(err as Error).message}`);
+  }
+}
+
+async function writevAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
+  let rest = bufs;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    let i = 0;
+    while (i < rest.length && skip >= rest[i]!.length) skip -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
+    if (bytesWritten === 0 && rest.length > 0) throw new Error('write made no progress');
+  }
+}

@@ -126,6 +126,15 @@ export class PseudoDrive {
     await this.serialize(() => this.loadNextVolume());
   }
 
+  /** What a reply tells the writer besides its result. */
+  flags(): { earlyWarning: boolean; endOfData: boolean; filemark: boolean } {
+    return {
+      earlyWarning: this.eof === Eof.EOM_OK || this.eof === Eof.EOM_ERROR,
+      endOfData: this.eof >= Eof.EOD_1,
+      filemark: this.eof === Eof.FM,
+    };
+  }
+
   state(): DriveState {
     return {
       loaded: this.medium.loaded,

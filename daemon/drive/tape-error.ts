@@ -7,8 +7,10 @@
 /** Linux errno values (asm-generic/errno-base.h, errno.h), the only ones the drive returns. */
 export const Errno = {
   EPERM: 1,
+  ENOENT: 2,
   EIO: 5,
   ENXIO: 6,
+  EBADF: 9,
   ENOMEM: 12,
   EACCES: 13,
   EBUSY: 16,
@@ -19,6 +21,7 @@ export const Errno = {
   ENOSYS: 38,
   EOVERFLOW: 75,
   ENOMEDIUM: 123,
+  ECANCELED: 125,
 } as const;
 
 export type ErrnoName = keyof typeof Errno;

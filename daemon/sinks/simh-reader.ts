@@ -9,6 +9,8 @@ export interface ObjectAt {
   object: TapeObject;
   /** Offset of the next object (unchanged for `blank`). */
   next: number;
+  /** Data bytes of a record (known even when its data were not read). */
+  length: number;
 }
 
 /**
@@ -34,15 +36,15 @@ export class SimhReader {
     let at = offset;
     for (;;) {
       if (at + 4 > end) {
-        if (at === end) return { object: { kind: 'blank' }, next: offset };
+        if (at === end) return { object: { kind: 'blank' }, next: offset, length: 0 };
         throw this.corrupt(at, `${end - at} stray bytes after the last object`);
       }
       const word = decodeWord((await this.bytes(at, 4)).readUInt32LE(0));
       switch (word.kind) {
         case 'tape-mark':
-          return { object: { kind: 'filemark' }, next: at + TAPE_MARK_SIZE };
+          return { object: { kind: 'filemark' }, next: at + TAPE_MARK_SIZE, length: 0 };
         case 'end-of-medium':
-          return { object: { kind: 'blank' }, next: offset };
+          return { object: { kind: 'blank' }, next: offset, length: 0 };
         case 'gap':
           at += word.bytes;
           continue;
@@ -58,7 +60,7 @@ export class SimhReader {
           }
           if (word.bad) throw this.corrupt(at, 'record marked bad (class 8)');
           const data = withData ? await this.bytes(at + 4, word.length) : Buffer.alloc(0);
-          return { object: { kind: 'record', data }, next };
+          return { object: { kind: 'record', data }, next, length: word.length };
         }
       }
     }

@@ -1,0 +1,82 @@
+import type { Argv } from 'yargs';
+import type { GlobalArgs } from '../cli-error.js';
+import { ConfigError, DEFAULTS, loadConfigFile, validateConfig, type DaemonConfig } from '../../daemon/config/config.js';
+import { startDaemon } from '../../daemon/daemon.js';
+import { createLogger } from '../../daemon/log.js';
+import { SINK_URI_HELP } from '../../daemon/sinks/sink-uri.js';
+import { UsageError } from '../cli-error.js';
+
+interface Args {
+  config?: string;
+  drive?: string;
+  sink?: string[];
+  listen?: string;
+  'max-record'?: string;
+  window?: string;
+  autoload?: boolean;
+}
+
+export const daemonCommand = {
+  command: 'daemon',
+  describe: 'Run the pseudo tape drives and serve them over gRPC',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .option('config', { type: 'string', describe: 'YAML config file (drives, sinks, listen address)' })
+      .option('drive', { type: 'string', describe: 'name of a drive defined by flags' })
+      .option('sink', { type: 'string', array: true, describe: `sink URI for --drive, repeatable (${SINK_URI_HELP})` })
+      .option('listen', { type: 'string', describe: `gRPC address (default ${DEFAULTS.listen}; port 0 picks one)` })
+      .option('max-record', { type: 'string', describe: `largest record (default ${DEFAULTS.maxRecord})` })
+      .option('window', { type: 'string', describe: `write-behind bytes per copy (default ${DEFAULTS.window})` })
+      .option('autoload', { type: 'boolean', describe: 'load the next volume unattended at logical EOT (default on)' })
+      .example(
+        '$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap?capacity=400G --sink file:/srv/b-%v.tap',
+        'one drive mirrored to two image files',
+      )
+      .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml', 'drives from a config file'),
+  handler: async (args: Args) => {
+    const config = await configFrom(args);
+    const log = createLogger();
+    const daemon = await startDaemon(config, log);
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      await daemon.stop();
+      log.flush();
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+  },
+};
+
+async function configFrom(args: Args): Promise<DaemonConfig> {
+  if (args.config) {
+    if (args.drive || args.sink) throw new UsageError('use either --config or --drive/--sink, not both');
+    const config = await loadConfigFile(args.config);
+    if (args.listen) config.listen = args.listen;
+    return config;
+  }
+  if (!args.drive) throw new UsageError('give --config FILE, or --drive NAME with one or more --sink URI');
+  if (!args.sink?.length) throw new UsageError(`drive ${args.drive} needs at least one --sink URI`);
+  try {
+    return validateConfig({
+      listen: args.listen,
+      drives: [
+        {
+          name: args.drive,
+          sinks: args.sink,
+          'max-record': args['max-record'],
+          window: args.window,
+          autoload: args.autoload,
+        },
+      ],
+    });
+  } catch (err) {
+    // Flag values are named by flag, not by config key.
+    throw new ConfigError(
+      (err as Error).message.replace(/^drives\[0\]\.sinks\[\d+\]: /, '--sink: ').replace(/^drives\[0\]\.([\w-]+)/, '--$1'),
+    );
+  }
+}

@@ -1,0 +1,97 @@
+import * as grpc from '@grpc/grpc-js';
+import { Access, type DriveReply, type DriveRequest, TapeProxyClient } from '../generated/tapeproxy.js';
+import { Errno, TapeError } from '../daemon/drive/tape-error.js';
+
+export const DEFAULT_SERVER = process.env.TAPEPROXY_SERVER ?? '127.0.0.1:7070';
+
+export function connect(server: string): TapeProxyClient {
+  return new TapeProxyClient(server, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 80 * 2 ** 20,
+    'grpc.max_send_message_length': 80 * 2 ** 20,
+  });
+}
+
+type Op = Omit<DriveRequest, 'id' | 'pipelined'>;
+
+export interface OpenOptions {
+  access: 'read' | 'write' | 'read-write';
+  nonBlocking?: boolean;
+  rewindOnClose?: boolean;
+}
+
+const ACCESS = { read: Access.ACCESS_READ, write: Access.ACCESS_WRITE, 'read-write': Access.ACCESS_READ_WRITE };
+
+/**
+ * An open drive over a gRPC Session stream. Calls may overlap: requests go out at once and replies
+ * come back in order. Failures arrive as TapeError with the drive's errno.
+ */
+export class DriveSession {
+  private readonly call: grpc.ClientDuplexStream<DriveRequest, DriveReply>;
+  private readonly waiting: { resolve: (r: DriveReply) => void; reject: (e: Error) => void }[] = [];
+  private nextId = 1;
+  private broken: Error | undefined;
+  /** Flags of the latest reply: early warning, end of data, filemark, volume, fileno, blkno. */
+  lastFlags: DriveReply['flags'];
+
+  private constructor(client: TapeProxyClient) {
+    this.call = client.session();
+    this.call.on('data', (reply: DriveReply) => {
+      this.lastFlags = reply.flags;
+      this.waiting.shift()?.resolve(reply);
+    });
+    this.call.on('error', (err: Error) => this.fail(err));
+    this.call.on('end', () => this.fail(new TapeError(Errno.EIO, 'the daemon ended the session')));
+  }
+
+  static async open(client: TapeProxyClient, drive: string, options: OpenOptions): Promise<DriveSession> {
+    const session = new DriveSession(client);
+    try {
+      await session.request({
+        open: { drive, access: ACCESS[options.access], nonBlocking: !!options.nonBlocking, rewindOnClose: !!options.rewindOnClose },
+      });
+    } catch (err) {
+      session.call.end();
+      throw err;
+    }
+    return session;
+  }
+
+  async write(data: Buffer, pipelined = false): Promise<number> {
+    return (await this.request({ write: { data } }, pipelined)).written ?? 0;
+  }
+  async read(maxBytes: number, pipelined = false): Promise<Buffer> {
+    return (await this.request({ read: { maxBytes } }, pipelined)).data ?? Buffer.alloc(0);
+  }
+  async mt(op: number, count = 1): Promise<void> {
+    await this.request({ mt: { op, count } });
+  }
+  async status(): Promise<NonNullable<DriveReply['status']>> {
+    return (await this.request({ status: {} })).status!;
+  }
+  async position(): Promise<number> {
+    return (await this.request({ position: {} })).position ?? 0;
+  }
+  async close(): Promise<void> {
+    try {
+      await this.request({ close: {} });
+    } finally {
+      this.call.end();
+    }
+  }
+
+  /** Sends one request; resolves with its reply, or rejects with the drive's error. */
+  request(op: Op, pipelined = false): Promise<DriveReply> {
+    if (this.broken) return Promise.reject(this.broken);
+    const reply = new Promise<DriveReply>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    this.call.write({ id: this.nextId++, pipelined, ...op });
+    return reply.then((r) => {
+      if (r.error) throw new TapeError(r.error.errno, r.error.message.replace(/^[A-Z]+: /, ''));
+      return r;
+    });
+  }
+
+  private fail(err: Error): void {
+    this.broken ??= err;
+    for (const w of this.waiting.splice(0)) w.reject(err);
+  }
+}

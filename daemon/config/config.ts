@@ -1,0 +1,124 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { sinkFromUri } from '../sinks/sink-uri.js';
+import { parseSize } from './size.js';
+
+/** A configuration the daemon cannot use; the message names the key and what is expected. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULTS = {
+  listen: '127.0.0.1:7070',
+  maxRecord: '1M',
+  window: '16M',
+  autoload: true,
+} as const;
+
+const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  try {
+    return parseSize(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const DriveSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-" only'),
+    sinks: z.array(z.string()).min(1, 'a drive needs at least one sink'),
+    'max-record': size.default(parseSize(DEFAULTS.maxRecord)),
+    window: size.default(parseSize(DEFAULTS.window)),
+    autoload: z.boolean().default(DEFAULTS.autoload),
+  })
+  .strict();
+
+const ConfigSchema = z
+  .object({
+    listen: z.string().default(DEFAULTS.listen),
+    drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
+  })
+  .strict();
+
+export interface DriveConfig {
+  name: string;
+  sinks: string[];
+  maxRecord: number;
+  window: number;
+  autoload: boolean;
+}
+
+export interface DaemonConfig {
+  listen: string;
+  drives: DriveConfig[];
+}
+
+/** Largest record a drive accepts: SIMH images hold up to 2^28-1, gRPC messages carry 64 MiB here. */
+export const MAX_RECORD_LIMIT = 64 * 2 ** 20;
+
+/** Validates a parsed config (from YAML or from flags) and every sink URI in it. */
+export function validateConfig(raw: unknown): DaemonConfig {
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${keyPath(i.path)}: ${i.message}`).join('\n'));
+  }
+  const config: DaemonConfig = {
+    listen: parsed.data.listen,
+    drives: parsed.data.drives.map((d) => ({
+      name: d.name,
+      sinks: d.sinks,
+      maxRecord: d['max-record'],
+      window: d.window,
+      autoload: d.autoload,
+    })),
+  };
+  const names = new Set<string>();
+  config.drives.forEach((drive, i) => {
+    if (names.has(drive.name)) throw new ConfigError(`drives[${i}].name: drive '${drive.name}' is defined twice`);
+    names.add(drive.name);
+    if (drive.maxRecord < 1 || drive.maxRecord > MAX_RECORD_LIMIT) {
+      throw new ConfigError(`drives[${i}].max-record: must be between 1 and ${MAX_RECORD_LIMIT} bytes`);
+    }
+    if (drive.window < drive.maxRecord) {
+      throw new ConfigError(`drives[${i}].window: must hold at least one record of max-record bytes`);
+    }
+    drive.sinks.forEach((uri, j) => {
+      try {
+        sinkFromUri(uri);
+      } catch (err) {
+        throw new ConfigError(`drives[${i}].sinks[${j}]: ${(err as Error).message}`);
+      }
+    });
+  });
+  return config;
+}
+
+export async function loadConfigFile(path: string): Promise<DaemonConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  try {
+    return validateConfig(raw);
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as Error).message}`);
+  }
+}
+
+function keyPath(path: PropertyKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
+}

@@ -1,0 +1,62 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { DaemonConfig } from './config/config.js';
+import { PseudoDrive } from './drive/pseudo-drive.js';
+import { startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
+import { Mirror } from './mirror/mirror.js';
+import { sinkFromUri } from './sinks/sink-uri.js';
+
+/** Room in a gRPC message for the fields around a record. */
+const MESSAGE_OVERHEAD = 64 * 1024;
+
+export interface Daemon {
+  address: string;
+  drives: ReadonlyMap<string, ServedDrive>;
+  stop(): Promise<void>;
+}
+
+/** Plaintext gRPC is only for this machine: remote peers need TLS, which is not built yet. */
+export function isLoopback(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
+  if (!isLoopback(config.listen)) {
+    throw new Error(
+      `refusing to serve plaintext gRPC on ${config.listen}: use a loopback address (127.0.0.1:PORT); TLS for remote peers is not implemented yet`,
+    );
+  }
+  const drives = new Map<string, ServedDrive>();
+  for (const d of config.drives) {
+    const mirror = new Mirror(d.sinks.map(sinkFromUri), { window: d.window });
+    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload });
+    await drive.start();
+    drives.set(d.name, { drive, mirror });
+    log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
+  }
+  const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
+  const { server, address } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log);
+  log.info({ address }, 'listening');
+
+  return {
+    address,
+    drives,
+    async stop() {
+      await shutdown(server);
+      for (const { drive, mirror } of drives.values()) {
+        await mirror.close().catch((err: Error) => log.error({ drive: drive.name, err: err.message }, 'closing copies failed'));
+      }
+    },
+  };
+}
+
+function shutdown(server: grpc.Server): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.forceShutdown(), 5000);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

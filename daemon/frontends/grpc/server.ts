@@ -1,0 +1,52 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { type DriveInfo, TapeProxyService, type TapeProxyServer } from '../../../generated/tapeproxy.js';
+import type { PseudoDrive } from '../../drive/pseudo-drive.js';
+import type { Mirror } from '../../mirror/mirror.js';
+import { serveSession } from './session.js';
+
+/** A drive and the mirror of copies behind it. */
+export interface ServedDrive {
+  drive: PseudoDrive;
+  mirror: Mirror;
+}
+
+export function driveInfo({ drive, mirror }: ServedDrive): DriveInfo {
+  const sinks = mirror.sinks.map((s) => {
+    const { failure, ...status } = s.status();
+    return { ...status, failure: failure ?? '' };
+  });
+  return { name: drive.name, state: drive.state(), sinks };
+}
+
+/** Serves the drives over gRPC on `address` (host:port); resolves with the bound address. */
+export async function startGrpcServer(
+  drives: ReadonlyMap<string, ServedDrive>,
+  address: string,
+  maxMessage: number,
+  log: Logger,
+): Promise<{ server: grpc.Server; address: string }> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxMessage,
+    'grpc.max_send_message_length': maxMessage,
+  });
+  const driveByName = new Map([...drives].map(([name, d]) => [name, d.drive]));
+  const handlers: TapeProxyServer = {
+    session: (call) => serveSession(call, driveByName, log),
+    listDrives: (_call, callback) => callback(null, { drives: [...drives.values()].map(driveInfo) }),
+    driveStatus: (call, callback) => {
+      const drive = drives.get(call.request.drive);
+      if (!drive) {
+        callback({ code: grpc.status.NOT_FOUND, details: `no drive named '${call.request.drive}'` });
+        return;
+      }
+      callback(null, driveInfo(drive));
+    },
+  };
+  server.addService(TapeProxyService, handlers);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const host = address.slice(0, address.lastIndexOf(':'));
+  return { server, address: `${host}:${port}` };
+}

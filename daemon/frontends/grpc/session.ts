@@ -1,0 +1,125 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { once } from 'node:events';
+import type { Logger } from 'pino';
+import { Access, type DriveReply, type DriveRequest } from '../../../generated/tapeproxy.js';
+import type { DriveHandle, PseudoDrive } from '../../drive/pseudo-drive.js';
+import { Errno, errnoName, TapeError, tapeError } from '../../drive/tape-error.js';
+
+type Result = Omit<DriveReply, 'id' | 'flags'>;
+
+const ACCESS = { [Access.ACCESS_READ]: 'read', [Access.ACCESS_WRITE]: 'write', [Access.ACCESS_READ_WRITE]: 'read-write' } as const;
+
+/**
+ * One `Session` stream = one open of a drive. Requests run in order; the stream's end closes the
+ * drive like a process exit closes its file descriptor (filemark if the last operation was a write).
+ */
+export function serveSession(
+  call: ServerDuplexStream<DriveRequest, DriveReply>,
+  drives: ReadonlyMap<string, PseudoDrive>,
+  log: Logger,
+): void {
+  let drive: PseudoDrive | undefined;
+  let handle: DriveHandle | undefined;
+  /** A pipelined request after this must not run (see `pipelined` in the proto). */
+  let pipelineBroken = false;
+
+  async function execute(req: DriveRequest): Promise<Result> {
+    if (req.open) {
+      if (handle) throw tapeError('EINVAL', 'this session already has a drive open');
+      const d = drives.get(req.open.drive);
+      if (!d) {
+        throw tapeError('ENOENT', `no drive named '${req.open.drive}'; drives: ${[...drives.keys()].join(', ')}`);
+      }
+      const access = ACCESS[req.open.access as keyof typeof ACCESS];
+      if (!access) throw tapeError('EINVAL', `unknown access mode ${req.open.access}`);
+      handle = await d.open({ access, nonBlocking: req.open.nonBlocking, rewindOnClose: req.open.rewindOnClose });
+      drive = d;
+      log.info({ drive: d.name, access, volume: d.medium.volume }, 'drive opened');
+      return { done: {} };
+    }
+    if (!handle || !drive) throw tapeError('EBADF', 'open a drive first');
+    if (req.write) return { written: await handle.write(req.write.data) };
+    if (req.read) return { data: await handle.read(req.read.maxBytes) };
+    if (req.mt) {
+      await handle.ioctl(req.mt.op, req.mt.count);
+      return { done: {} };
+    }
+    if (req.status) return { status: await handle.status() };
+    if (req.position) return { position: await handle.position() };
+    if (req.close) {
+      const h = handle;
+      handle = undefined;
+      await h.close();
+      log.info({ drive: drive.name, ...drive.state() }, 'drive closed');
+      return { done: {} };
+    }
+    throw tapeError('EINVAL', 'request carries no operation');
+  }
+
+  async function answer(req: DriveRequest): Promise<void> {
+    let result: Result;
+    if (req.pipelined && pipelineBroken) {
+      result = errorResult(tapeError('ECANCELED', 'not executed: an earlier pipelined request failed or met a filemark'));
+    } else {
+      result = await execute(req).catch((err: unknown) => errorResult(err, drive, log));
+      pipelineBroken = req.pipelined ? pipelineBroken || endsPipeline(result) : endsPipeline(result);
+    }
+    if (!call.write({ id: req.id, ...result, flags: flagsOf(drive) })) await once(call, 'drain');
+  }
+
+  async function finish(reason: string): Promise<void> {
+    if (!handle) return;
+    const h = handle;
+    handle = undefined;
+    await h.close().catch((err: Error) => log.error({ drive: drive?.name, err: err.message }, 'close at session end failed'));
+    log.info({ drive: drive?.name, reason }, 'drive closed at end of session');
+  }
+
+  // Requests are handled one at a time in arrival order; reading pauses while many wait. Events
+  // rather than `for await`: ending the call after an async iterator leaves grpc-js clients hanging
+  // (grpc-node issue 1839).
+  let chain = Promise.resolve();
+  let waiting = 0;
+  const enqueue = (work: () => Promise<void>) => {
+    chain = chain.then(work).catch((err: Error) => log.error({ drive: drive?.name, err: err.message }, 'session failure'));
+  };
+  call.on('data', (req: DriveRequest) => {
+    if (++waiting >= MAX_WAITING) call.pause();
+    enqueue(async () => {
+      await answer(req);
+      if (--waiting === MAX_WAITING / 2) call.resume();
+    });
+  });
+  call.on('end', () => enqueue(async () => {
+    await finish('client ended the stream');
+    call.end();
+  }));
+  call.on('cancelled', () => enqueue(() => finish('call cancelled')));
+  call.on('error', (err: Error) => enqueue(() => finish(`stream error: ${err.message}`)));
+}
+
+/** Requests read ahead of the one being executed (pipelining depth the daemon buffers). */
+const MAX_WAITING = 64;
+
+function endsPipeline(result: Result): boolean {
+  return result.error !== undefined || result.data?.length === 0;
+}
+
+function flagsOf(drive: PseudoDrive | undefined): DriveReply['flags'] {
+  if (!drive) return undefined;
+  const state = drive.state();
+  return { ...drive.flags(), volume: state.volume, fileno: state.fileno, blkno: state.blkno };
+}
+
+function errorResult(err: unknown, drive?: PseudoDrive, log?: Logger): Result {
+  if (err instanceof TapeError) {
+    if (log && err.errno !== Errno.ENOSPC && err.errno !== Errno.ECANCELED) {
+      log.warn({ drive: drive?.name, errno: errnoName(err.errno) }, err.message);
+    } else if (log && err.errno === Errno.ENOSPC) {
+      log.info({ drive: drive?.name, volume: drive?.medium.volume }, 'logical end of tape reported to the writer');
+    }
+    return { error: { errno: err.errno, name: errnoName(err.errno), message: err.message } };
+  }
+  log?.error({ drive: drive?.name, err }, 'unexpected failure');
+  return { error: { errno: Errno.EIO, name: 'EIO', message: (err as Error).message ?? String(err) } };
+}

@@ -1,0 +1,107 @@
+import { parseSize } from '../config/size.js';
+import { Capacity } from './capacity.js';
+import { FileSink } from './file-sink.js';
+import { MemorySink } from './memory-sink.js';
+import type { Sink } from './sink.js';
+
+/** A sink URI that could not be understood; the message says what to write instead. */
+export class SinkUriError extends Error {
+  constructor(uri: string, problem: string) {
+    super(`sink '${uri}': ${problem}`);
+    this.name = 'SinkUriError';
+  }
+}
+
+interface SinkType {
+  params: Record<string, string>;
+  make(target: string, params: URLSearchParams, uri: string): Sink;
+}
+
+const capacityParams = {
+  capacity: 'size of a volume (K/M/G/T); unlimited if absent',
+  'early-warning': 'size of the early-warning zone before the end (default 2% of capacity)',
+};
+
+const SINK_TYPES: Record<string, SinkType> = {
+  file: {
+    params: {
+      ...capacityParams,
+      readonly: 'write-protect the images (reading only)',
+      fsync: 'fsync at every sync point: true (default) or false',
+      rate: 'limit writing to this many bytes per second, to simulate a drive',
+    },
+    make(target, params, uri) {
+      if (!target) throw new SinkUriError(uri, 'a path is needed, as in file:/srv/tapes/a-%v.tap');
+      return new FileSink({
+        path: target,
+        capacity: capacityFrom(params, uri),
+        readonly: flag(params, 'readonly', false, uri),
+        fsync: flag(params, 'fsync', true, uri),
+        rate: optionalSize(params, 'rate', uri),
+      });
+    },
+  },
+  mem: {
+    params: capacityParams,
+    make(target, params, uri) {
+      return new MemorySink(target || 'tape', capacityFrom(params, uri));
+    },
+  },
+};
+
+export const SINK_URI_HELP = Object.entries(SINK_TYPES)
+  .map(([type, t]) => `${type}: ${Object.keys(t.params).join(', ')}`)
+  .join('; ');
+
+/**
+ * Builds a sink from its URI: `TYPE:TARGET?param=value&flag`, for example
+ * `file:/srv/tapes/a-%v.tap?capacity=18T&early-warning=20G`.
+ */
+export function sinkFromUri(uri: string): Sink {
+  const colon = uri.indexOf(':');
+  const type = colon < 0 ? '' : uri.slice(0, colon);
+  const kind = SINK_TYPES[type];
+  if (!kind) {
+    throw new SinkUriError(uri, `unknown sink type '${type}'; known types: ${Object.keys(SINK_TYPES).join(', ')}`);
+  }
+  const rest = uri.slice(colon + 1);
+  const q = rest.indexOf('?');
+  const target = q < 0 ? rest : rest.slice(0, q);
+  const params = new URLSearchParams(q < 0 ? '' : rest.slice(q + 1));
+  for (const key of params.keys()) {
+    if (!(key in kind.params)) {
+      throw new SinkUriError(uri, `unknown parameter '${key}' for ${type}:; known: ${Object.keys(kind.params).join(', ')}`);
+    }
+  }
+  return kind.make(target, params, uri);
+}
+
+function capacityFrom(params: URLSearchParams, uri: string): Capacity {
+  const capacity = optionalSize(params, 'capacity', uri);
+  const zone = optionalSize(params, 'early-warning', uri);
+  if (capacity === undefined) {
+    if (zone !== undefined) throw new SinkUriError(uri, 'early-warning needs a capacity');
+    return new Capacity();
+  }
+  const earlyWarning = zone ?? Math.floor(capacity / 50);
+  if (earlyWarning >= capacity) throw new SinkUriError(uri, 'early-warning must be smaller than capacity');
+  return new Capacity(capacity, earlyWarning);
+}
+
+function optionalSize(params: URLSearchParams, key: string, uri: string): number | undefined {
+  const value = params.get(key);
+  if (value === null) return undefined;
+  try {
+    return parseSize(value);
+  } catch (err) {
+    throw new SinkUriError(uri, `${key}: ${(err as Error).message}`);
+  }
+}
+
+function flag(params: URLSearchParams, key: string, fallback: boolean, uri: string): boolean {
+  const value = params.get(key);
+  if (value === null) return fallback;
+  if (value === '' || value === 'true' || value === '1' || value === 'yes') return true;
+  if (value === 'false' || value === '0' || value === 'no') return false;
+  throw new SinkUriError(uri, `${key} must be true or false, not '${value}'`);
+}

@@ -56,11 +56,11 @@ export class DriveSession {
     return session;
   }
 
-  async write(data: Buffer, pipelined = false): Promise<number> {
-    return (await this.request({ write: { data } }, pipelined)).written ?? 0;
+  write(data: Buffer, pipelined = false): Promise<number> {
+    return this.request({ write: { data } }, pipelined, (r) => r.written ?? 0);
   }
-  async read(maxBytes: number, pipelined = false): Promise<Buffer> {
-    return (await this.request({ read: { maxBytes } }, pipelined)).data ?? Buffer.alloc(0);
+  read(maxBytes: number, pipelined = false): Promise<Buffer> {
+    return this.request({ read: { maxBytes } }, pipelined, (r) => r.data ?? Buffer.alloc(0));
   }
   async mt(op: number, count = 1): Promise<void> {
     await this.request({ mt: { op, count } });
@@ -79,15 +79,21 @@ export class DriveSession {
     }
   }
 
-  /** Sends one request; resolves with its reply, or rejects with the drive's error. */
-  request(op: Op, pipelined = false): Promise<DriveReply> {
+  /** Sends one request; resolves with (part of) its reply, or rejects with the drive's error. */
+  request(op: Op): Promise<DriveReply>;
+  request<T>(op: Op, pipelined: boolean, pick: (reply: DriveReply) => T): Promise<T>;
+  request<T>(op: Op, pipelined = false, pick?: (reply: DriveReply) => T): Promise<T | DriveReply> {
     if (this.broken) return Promise.reject(this.broken);
     const reply = new Promise<DriveReply>((resolve, reject) => this.waiting.push({ resolve, reject }));
     this.call.write({ id: this.nextId++, pipelined, ...op });
-    return reply.then((r) => {
+    const result = reply.then((r) => {
       if (r.error) throw new TapeError(r.error.errno, r.error.message.replace(/^[A-Z]+: /, ''));
-      return r;
+      return pick ? pick(r) : r;
     });
+    // Requests behind a failed pipelined one fail (ECANCELED) before their caller awaits them;
+    // mark them handled so that is not an unhandled rejection. Awaiting them still throws.
+    if (pipelined) result.catch(() => undefined);
+    return result;
   }
 
   private fail(err: Error): void {

@@ -51,7 +51,7 @@ export const readCommand = {
 
 /** Reads records with several reads in flight until one returns 0 bytes (a filemark). */
 async function copyFile(session: DriveSession, maxBytes: number): Promise<void> {
-  const reads: Promise<Buffer>[] = [];
+  const reads: Promise<Buffer>[] = []; // those behind the filemark come back ECANCELED, unread
   let done = false;
   try {
     while (!done) {
@@ -65,8 +65,6 @@ async function copyFile(session: DriveSession, maxBytes: number): Promise<void> 
       throw new TapeError(err.errno, `${err.message}; raise --max-record`);
     }
     throw err;
-  } finally {
-    reads.forEach((r) => r.catch(() => undefined)); // cancelled by the daemon after the filemark
   }
 }
 

@@ -43,14 +43,13 @@ export const writeCommand = {
         bytes += entry.record.length;
       } catch (err) {
         if (!(err instanceof TapeError) || err.errno !== Errno.ENOSPC || !args['multi-volume']) {
-          inFlight.forEach((e) => e.reply.catch(() => undefined));
           if (err instanceof TapeError && err.errno === Errno.ENOSPC) {
             throw new TapeError(err.errno, `logical end of tape after ${records} records: the rest of the input was not written (use --multi-volume)`);
           }
           throw err;
         }
         // Everything sent behind the refused record was cancelled by the daemon: send it again.
-        const unwritten = [entry.record, ...inFlight.splice(0).map((e) => (e.reply.catch(() => undefined), e.record))];
+        const unwritten = [entry.record, ...inFlight.splice(0).map((e) => e.record)];
         replay.unshift(...unwritten);
         const volume = session.lastFlags?.volume;
         await session.close();

@@ -99,7 +99,7 @@ export function serveSession(
 }
 
 /** Requests read ahead of the one being executed (pipelining depth the daemon buffers). */
-const MAX_WAITING = 64;
+const MAX_WAITING = 32;
 
 function endsPipeline(result: Result): boolean {
   return result.error !== undefined || result.data?.length === 0;

@@ -1,0 +1,81 @@
+import { execa, type ResultPromise } from 'execa';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { open } from 'node:fs/promises';
+import { connect, DriveSession, type OpenOptions } from '../../client/drive-session.js';
+import { SimhReader } from '../../daemon/sinks/simh-reader.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The built CLI: integration tests run the real daemon, as users do. */
+export const CLI = join(root, 'dist', 'client', 'tapeproxy.js');
+
+export interface RunningDaemon {
+  address: string;
+  pid: number;
+  session(drive: string, options: OpenOptions): Promise<DriveSession>;
+  /** Peak resident memory of the daemon so far (VmHWM), in bytes. */
+  peakRss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line. */
+export async function startDaemon(args: string[]): Promise<RunningDaemon> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  const proc = execa('node', [CLI, 'daemon', ...args, '--listen', '127.0.0.1:0'], { reject: false, stderr: 'inherit' });
+  const address = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: proc.stdout! });
+    lines.on('line', (line) => {
+      const entry = JSON.parse(line) as { msg?: string; address?: string };
+      if (entry.msg === 'listening' && entry.address) resolve(entry.address);
+    });
+    void proc.then((r) => reject(new Error(`daemon exited (${r.exitCode}) before listening`)));
+  });
+  const client = connect(address);
+  return {
+    address,
+    pid: proc.pid!,
+    session: (drive, options) => DriveSession.open(client, drive, options),
+    async peakRss() {
+      const status = await readFile(`/proc/${proc.pid}/status`, 'utf8');
+      return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
+    },
+    async stop() {
+      client.close();
+      proc.kill('SIGTERM');
+      await (proc as ResultPromise);
+    },
+  };
+}
+
+/** Runs the CLI and returns its exit code and output (never throws on a non-zero exit). */
+export async function cli(args: string[], input?: Buffer | string) {
+  const r = await execa('node', [CLI, ...args], { reject: false, input, encoding: 'buffer' });
+  return { exitCode: r.exitCode, stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr).toString() };
+}
+
+export async function tempDir(): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), 'tapeproxy-test-'));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Every object of a SIMH image: record data, or null for a tape mark. */
+export async function imageObjects(path: string): Promise<(Buffer | null)[]> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const reader = new SimhReader(fh, path);
+    const objects: (Buffer | null)[] = [];
+    for (let offset = 0; ; ) {
+      const r = await reader.objectAt(offset, size, true);
+      if (r.object.kind === 'blank') return objects;
+      objects.push(r.object.kind === 'record' ? Buffer.from(r.object.data) : null);
+      offset = r.next;
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -63,6 +63,7 @@ export class Mirror implements Medium {
 
   async write(record: Buffer): Promise<WriteOutcome> {
     this.throwIfFailed();
+    await this.alignAll(); // room depends on where each copy will write
     let outcome: WriteOutcome = 'ok';
     for (const sink of this.sinks) {
       const room = sink.room(record.length);
@@ -71,7 +72,6 @@ export class Mirror implements Medium {
       }
       if (room === 'early-warning') outcome = 'early-warning';
     }
-    await this.alignAll();
     for (const sink of this.sinks) sink.write(record);
     this.pos++;
     await this.applyBackPressure();

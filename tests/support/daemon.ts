@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { open } from 'node:fs/promises';
 import { connect, DriveSession, type OpenOptions } from '../../client/drive-session.js';
 import { SimhReader } from '../../daemon/sinks/simh-reader.js';
+import type { DriveInfo } from '../../generated/tapeproxy.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The built CLI: integration tests run the real daemon, as users do. */
@@ -17,6 +18,7 @@ export interface RunningDaemon {
   address: string;
   pid: number;
   session(drive: string, options: OpenOptions): Promise<DriveSession>;
+  status(drive: string): Promise<DriveInfo>;
   /** Peak resident memory of the daemon so far (VmHWM), in bytes. */
   peakRss(): Promise<number>;
   stop(): Promise<void>;
@@ -39,6 +41,8 @@ export async function startDaemon(args: string[]): Promise<RunningDaemon> {
     address,
     pid: proc.pid!,
     session: (drive, options) => DriveSession.open(client, drive, options),
+    status: (drive) =>
+      new Promise((resolve, reject) => client.driveStatus({ drive }, (err, info) => (err ? reject(err) : resolve(info!)))),
     async peakRss() {
       const status = await readFile(`/proc/${proc.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;

@@ -248,8 +248,9 @@ describe('FileSink capacity', () => {
       s.write(Buffer.alloc(41)); // 50
       s.writeFilemarks(1); // 54
     }
-    for (const n of [0, 1, 15, 16, 17, 37, 38, 39]) expect(mem.room(n)).toBe(file.room(n));
-    expect([mem.room(16), mem.room(17), mem.room(38), mem.room(39)]).toEqual(['ok', 'early-warning', 'early-warning', 'full']);
+    // Early warning past byte 70, physical end at 100: from 54, n=8 ends at 70, n=9 (padded) at 72.
+    for (const n of [0, 1, 7, 8, 9, 10, 37, 38, 39]) expect(mem.room(n)).toBe(file.room(n));
+    expect([mem.room(8), mem.room(9), mem.room(38), mem.room(39)]).toEqual(['ok', 'early-warning', 'early-warning', 'full']);
     expect(mem.status().used).toBe(file.status().used);
   });
 });
@@ -448,7 +449,7 @@ describe('FileSink locating over many objects', () => {
     await writer.load(1);
     for (let i = 0; i < COUNT; i++) {
       writer.write(indexRecord(i));
-      if (i % 700 === 699) writer.writeFilemarks(1); // filemarks count as objects: 4 of them
+      if (i % 700 === 699) writer.writeFilemarks(1); // filemarks are objects 700, 1401, 2102 and 2803
     }
     await writer.close();
 
@@ -457,12 +458,18 @@ describe('FileSink locating over many objects', () => {
     await sink.locate(2500);
     const expected = (object: number) => object - Math.floor(object / 701); // record index at an object
     expect(await nextIndex(sink)).toBe(expected(2500));
-    for (const target of [3, 2103, 1500, 700]) {
+    for (const target of [3, 2103, 1500, 699, 1402]) {
       await sink.locate(target);
       expect(await nextIndex(sink)).toBe(expected(target));
     }
-    await sink.locate(701);
+    await sink.locate(2102);
     expect(await sink.next(true)).toEqual({ kind: 'filemark' });
+    expect(await nextIndex(sink)).toBe(2100);
+    await sink.locate(700);
+    expect(await sink.next(true)).toEqual({ kind: 'filemark' });
+    expect(await sink.previous()).toBe('filemark');
+    expect(await sink.previous()).toBe('record');
+    expect(await nextIndex(sink)).toBe(699);
     await expect(sink.locate(COUNT + 5)).rejects.toMatchObject({ errno: 5 });
     await sink.locate(COUNT + 4);
     expect(await sink.atEnd()).toBe(true);

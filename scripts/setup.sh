@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what tapeproxy needs on Debian 12 with Node 20 (as root): Debian packages when missing,
+# npm ci when node_modules is missing or older than the lock file, then the build. Safe to rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# protobuf-compiler: protoc for the build (ts-proto is its plugin)
+# simh: mtdump, which the tests use to check that images are valid SIMH tapes
+# tar: the demo's backup tool
+PACKAGES=(protobuf-compiler simh tar)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: these Debian packages are needed: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund
+fi
+npm run --silent build

@@ -1,0 +1,290 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULTS, loadConfigFile, MAX_RECORD_LIMIT, validateConfig } from '../../daemon/config/config.js';
+import { formatSize, parseSize } from '../../daemon/config/size.js';
+import { FileSink } from '../../daemon/sinks/file-sink.js';
+import { MemorySink } from '../../daemon/sinks/memory-sink.js';
+import { SinkUriError, sinkFromUri } from '../../daemon/sinks/sink-uri.js';
+
+const K = 2 ** 10;
+const M = 2 ** 20;
+const G = 2 ** 30;
+const T = 2 ** 40;
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(os.tmpdir() + '/tp-');
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('parseSize', () => {
+  it('parses byte counts with binary suffixes', () => {
+    expect(parseSize('10240')).toBe(10240);
+    expect(parseSize('10K')).toBe(10 * K);
+    expect(parseSize('1.5M')).toBe(1.5 * M);
+    expect(parseSize('18T')).toBe(18 * T);
+    expect(parseSize('20GiB')).toBe(20 * G);
+    expect(parseSize('20GB')).toBe(20 * G);
+    expect(parseSize('4k')).toBe(4 * K);
+    expect(parseSize(' 2 P ')).toBe(2 * 2 ** 50);
+    expect(parseSize('0')).toBe(0);
+    expect(parseSize(65536)).toBe(65536);
+  });
+
+  it('rejects what is not a size, saying what is expected', () => {
+    for (const bad of ['', '12Q', '-1', 'K', '1.5.2M', '10 K B']) {
+      expect(() => parseSize(bad)).toThrow(
+        `invalid size '${bad}': expected a number with an optional K, M, G or T suffix`,
+      );
+    }
+    expect(() => parseSize(-1)).toThrow('invalid size -1: expected a whole number of bytes');
+    expect(() => parseSize(1.5)).toThrow('invalid size 1.5: expected a whole number of bytes');
+    expect(() => parseSize('99999999P')).toThrow("size '99999999P' is too large");
+  });
+});
+
+describe('formatSize', () => {
+  it('uses the largest unit that divides the size exactly', () => {
+    expect(formatSize(0)).toBe('0');
+    expect(formatSize(1000)).toBe('1000');
+    expect(formatSize(10240)).toBe('10K');
+    expect(formatSize(1.5 * M)).toBe('1536K');
+    expect(formatSize(16 * M)).toBe('16M');
+    expect(formatSize(20 * G)).toBe('20G');
+    expect(formatSize(18 * T)).toBe('18T');
+    expect(formatSize(M + 1)).toBe(String(M + 1));
+  });
+
+  it('round-trips through parseSize', () => {
+    for (const bytes of [1, 1023, 1024, 10240, 1.5 * M, 20 * G, 18 * T]) expect(parseSize(formatSize(bytes))).toBe(bytes);
+  });
+});
+
+describe('sinkFromUri', () => {
+  it('builds file and mem sinks with their capacity model', () => {
+    const file = sinkFromUri('file:/srv/tapes/a-%v.tap?capacity=18T&early-warning=20G&fsync=false');
+    expect(file).toBeInstanceOf(FileSink);
+    expect(file.name).toBe('file:/srv/tapes/a-%v.tap');
+    expect(file.status()).toMatchObject({ capacity: 18 * T, earlyWarningAt: 18 * T - 20 * G, loaded: false });
+
+    const mem = sinkFromUri('mem:?capacity=1000'); // early warning defaults to 2% of capacity
+    expect(mem).toBeInstanceOf(MemorySink);
+    expect(mem.name).toBe('mem:tape');
+    expect(mem.status()).toMatchObject({ capacity: 1000, earlyWarningAt: 980 });
+    expect(sinkFromUri('mem:spare').status()).toMatchObject({ name: 'mem:spare', capacity: undefined });
+  });
+
+  it('write-protects a file sink with a bare readonly flag', async () => {
+    const sink = sinkFromUri(`file:${dir}/a.tap?readonly`);
+    expect(await sink.load(1)).toEqual({ writeProtected: true });
+    await sink.close();
+    const writable = sinkFromUri(`file:${dir}/b.tap?readonly=no`);
+    expect(await writable.load(1)).toEqual({ writeProtected: false });
+    await writable.close();
+  });
+
+  it('names the known types for an unknown type', () => {
+    expectUriError('tape:/dev/nst0', "sink 'tape:/dev/nst0': unknown sink type 'tape'; known types: file, mem");
+    expectUriError('/srv/a.tap', "sink '/srv/a.tap': unknown sink type ''; known types: file, mem");
+  });
+
+  it('names the known parameters for an unknown parameter', () => {
+    expectUriError(
+      'file:/a.tap?speed=1M',
+      "sink 'file:/a.tap?speed=1M': unknown parameter 'speed' for file:; known: capacity, early-warning, readonly, fsync, rate",
+    );
+    expectUriError(
+      'mem:x?readonly',
+      "sink 'mem:x?readonly': unknown parameter 'readonly' for mem:; known: capacity, early-warning",
+    );
+  });
+
+  it('needs a path for a file sink', () => {
+    expectUriError('file:?capacity=1G', "sink 'file:?capacity=1G': a path is needed, as in file:/srv/tapes/a-%v.tap");
+  });
+
+  it('checks the capacity model', () => {
+    expectUriError(
+      'file:/a.tap?capacity=1G&early-warning=1G',
+      "sink 'file:/a.tap?capacity=1G&early-warning=1G': early-warning must be smaller than capacity",
+    );
+    expectUriError('mem:?capacity=1G&early-warning=2G', "sink 'mem:?capacity=1G&early-warning=2G': early-warning must be smaller than capacity");
+    expectUriError('file:/a.tap?early-warning=1G', "sink 'file:/a.tap?early-warning=1G': early-warning needs a capacity");
+    expectUriError(
+      'file:/a.tap?capacity=lots',
+      "sink 'file:/a.tap?capacity=lots': capacity: invalid size 'lots': expected a number with an optional K, M, G or T suffix",
+    );
+  });
+
+  it('rejects a flag that is not a boolean', () => {
+    expectUriError('file:/a.tap?readonly=maybe', "sink 'file:/a.tap?readonly=maybe': readonly must be true or false, not 'maybe'");
+    expectUriError('file:/a.tap?fsync=2', "sink 'file:/a.tap?fsync=2': fsync must be true or false, not '2'");
+  });
+});
+
+describe('validateConfig', () => {
+  it('fills in the defaults', () => {
+    expect(validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'] }] })).toEqual({
+      listen: '127.0.0.1:7070',
+      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: true }],
+    });
+    expect(DEFAULTS).toEqual({ listen: '127.0.0.1:7070', maxRecord: '1M', window: '16M', autoload: true });
+  });
+
+  it('takes sizes as text or numbers and keeps explicit values', () => {
+    const config = validateConfig({
+      listen: '0.0.0.0:9000',
+      drives: [
+        { name: 'a', sinks: ['mem:', `file:${dir}/a-%v.tap?capacity=10G`], 'max-record': '256K', window: 1048576, autoload: false },
+        { name: 'b.2_x-y', sinks: ['mem:b'] },
+      ],
+    });
+    expect(config.listen).toBe('0.0.0.0:9000');
+    expect(config.drives[0]).toEqual({
+      name: 'a',
+      sinks: ['mem:', `file:${dir}/a-%v.tap?capacity=10G`],
+      maxRecord: 256 * K,
+      window: M,
+      autoload: false,
+    });
+    expect(config.drives[1]?.name).toBe('b.2_x-y');
+  });
+
+  it('names the key of every problem', () => {
+    expectConfigError({ drives: [{ name: 'a', sinks: [] }] }, 'drives[0].sinks: a drive needs at least one sink');
+    expectConfigError({ drives: [] }, 'drives: at least one drive is needed');
+    expectConfigError({}, 'drives: Invalid input: expected array, received undefined');
+    expectConfigError(null, '(top level): Invalid input: expected object, received null');
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'] }], drive: [] }, '(top level): Unrecognized key: "drive"');
+    expectConfigError(
+      { drives: [{ name: 'a b', sinks: ['mem:'], window: '12Q', autoload: 'yes', extra: 1 }] },
+      [
+        'drives[0].name: letters, digits, ".", "_" and "-" only',
+        "drives[0].window: invalid size '12Q': expected a number with an optional K, M, G or T suffix",
+        'drives[0].autoload: Invalid input: expected boolean, received string',
+        'drives[0]: Unrecognized key: "extra"',
+      ].join('\n'),
+    );
+  });
+
+  it('rejects a duplicate drive name at the second drive', () => {
+    expectConfigError(
+      { drives: [{ name: 'a', sinks: ['mem:'] }, { name: 'a', sinks: ['mem:'] }] },
+      "drives[1].name: drive 'a' is defined twice",
+    );
+  });
+
+  it('checks the record size and the window', () => {
+    expectConfigError(
+      { drives: [{ name: 'a', sinks: ['mem:'], 'max-record': '65M' }] },
+      `drives[0].max-record: must be between 1 and ${MAX_RECORD_LIMIT} bytes`,
+    );
+    expectConfigError(
+      { drives: [{ name: 'a', sinks: ['mem:'], 'max-record': 0 }] },
+      `drives[0].max-record: must be between 1 and ${MAX_RECORD_LIMIT} bytes`,
+    );
+    expectConfigError(
+      { drives: [{ name: 'a', sinks: ['mem:'], 'max-record': '2M', window: '1M' }] },
+      'drives[0].window: must hold at least one record of max-record bytes',
+    );
+    expect(validateConfig({ drives: [{ name: 'a', sinks: ['mem:'], 'max-record': '64M', window: '64M' }] }).drives[0]?.maxRecord).toBe(64 * M);
+  });
+
+  it('names the sink of a bad URI', () => {
+    expectConfigError(
+      { drives: [{ name: 'a', sinks: ['mem:'] }, { name: 'b', sinks: ['mem:', 'file:/a.tap?capacity=1G&early-warning=1G'] }] },
+      "drives[1].sinks[1]: sink 'file:/a.tap?capacity=1G&early-warning=1G': early-warning must be smaller than capacity",
+    );
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:', 'nfs:/x'] }] }, "drives[0].sinks[1]: sink 'nfs:/x': unknown sink type 'nfs'; known types: file, mem");
+  });
+});
+
+describe('loadConfigFile', () => {
+  it('reads and validates a YAML file', async () => {
+    const file = path.join(dir, 'tapeproxy.yaml');
+    await writeFile(
+      file,
+      [
+        'listen: 127.0.0.1:7171',
+        'drives:',
+        '  - name: pnst0',
+        '    sinks:',
+        `      - file:${dir}/pnst0-%v.tap?capacity=18T&early-warning=20G`,
+        '      - mem:spare',
+        '    max-record: 256K',
+        '  - name: pnst1',
+        '    sinks: [ "mem:" ]',
+        '    autoload: false',
+        '',
+      ].join('\n'),
+    );
+    expect(await loadConfigFile(file)).toEqual({
+      listen: '127.0.0.1:7171',
+      drives: [
+        {
+          name: 'pnst0',
+          sinks: [`file:${dir}/pnst0-%v.tap?capacity=18T&early-warning=20G`, 'mem:spare'],
+          maxRecord: 256 * K,
+          window: 16 * M,
+          autoload: true,
+        },
+        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: false },
+      ],
+    });
+  });
+
+  it('reports a missing file', async () => {
+    const file = path.join(dir, 'nope.yaml');
+    const err = await loadConfigFile(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(new RegExp(`^cannot read config file ${escape(file)}: ENOENT`));
+  });
+
+  it('reports invalid YAML', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    await writeFile(file, 'drives:\n  - name: [unclosed\n');
+    const err = await loadConfigFile(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(new RegExp(`^${escape(file)} is not valid YAML: `));
+  });
+
+  it('prefixes validation errors with the file name', async () => {
+    const file = path.join(dir, 'dup.yaml');
+    await writeFile(file, 'drives:\n  - { name: a, sinks: ["mem:"] }\n  - { name: a, sinks: ["mem:"] }\n');
+    const err = await loadConfigFile(file).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe(`${file}: drives[1].name: drive 'a' is defined twice`);
+  });
+});
+
+// --- helpers ---
+
+function expectUriError(uri: string, message: string): void {
+  let caught: unknown;
+  try {
+    sinkFromUri(uri);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(SinkUriError);
+  expect((caught as Error).message).toBe(message);
+}
+
+function expectConfigError(raw: unknown, message: string): void {
+  let caught: unknown;
+  try {
+    validateConfig(raw);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(ConfigError);
+  expect((caught as Error).message).toBe(message);
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

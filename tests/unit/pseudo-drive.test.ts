@@ -225,6 +225,7 @@ describe('opens', () => {
       await expectErrno(fd.write(record(REC, 1)), 'EACCES');
       await fd.close();
       await (await drive.open({ access: 'read' })).close();
+      await sink.close();
     } finally {
       await rm(dir, { recursive: true });
     }

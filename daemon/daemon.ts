@@ -45,7 +45,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     async stop() {
       await shutdown(server);
       for (const { drive, mirror } of drives.values()) {
-        await mirror.close().catch((err: Error) => log.error({ drive: drive.name, err: err.message }, 'closing copies failed'));
+        try {
+          await drive.shutdown();
+          await mirror.close();
+        } catch (err) {
+          log.error({ drive: drive.name, err: (err as Error).message }, 'closing the drive at shutdown failed');
+        }
       }
     },
   };

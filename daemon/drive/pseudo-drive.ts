@@ -59,8 +59,6 @@ export interface DriveState {
 
 /** One open of the drive (a file descriptor). */
 export class DriveHandle {
-  private closed = false;
-
   constructor(
     private readonly drive: PseudoDrive,
     readonly readOnly: boolean,
@@ -84,22 +82,20 @@ export class DriveHandle {
     return this.run(() => this.drive.mtpos());
   }
   close(): Promise<void> {
-    const closing = this.run(() => this.drive.close(this));
-    this.closed = true;
-    return closing;
-  }
-  get isClosed(): boolean {
-    return this.closed;
+    return this.run(() => this.drive.close(this));
   }
 
   private run<T>(op: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(tapeError('EINVAL', 'the drive handle is closed'));
-    return this.drive.serialize(op);
+    return this.drive.serialize(() => {
+      if (!this.drive.isOpenedBy(this)) throw tapeError('EBADF', 'the drive handle is closed');
+      return op();
+    });
   }
 }
 
 export class PseudoDrive {
-  private inUse = false;
+  /** The open handle; one at a time (EBUSY). */
+  private current: DriveHandle | undefined;
   private rw: Rw = 'idle';
   private eof = Eof.NOEOF;
   private fileno = -1;
@@ -143,7 +139,7 @@ export class PseudoDrive {
       blkno: this.blkno,
       position: this.medium.position,
       blockSize: this.blockSize,
-      inUse: this.inUse,
+      inUse: this.current !== undefined,
       eof: Eof[this.eof],
       rw: this.rw,
       writeProtected: this.medium.writeProtected,
@@ -153,7 +149,7 @@ export class PseudoDrive {
 
   open(options: OpenOptions): Promise<DriveHandle> {
     return this.serialize(async () => {
-      if (this.inUse) throw tapeError('EBUSY', `drive ${this.name} is already open`);
+      if (this.current) throw tapeError('EBUSY', `drive ${this.name} is already open`);
       const blocking = !options.nonBlocking;
       if (blocking && this.options.autoload && (this.changeVolumeOnOpen || !this.medium.loaded)) {
         if (this.medium.loaded) await this.medium.unload();
@@ -164,9 +160,9 @@ export class PseudoDrive {
       if (blocking && this.medium.loaded && this.medium.writeProtected && options.access !== 'read') {
         throw tapeError('EROFS', `the volume in drive ${this.name} is write-protected`);
       }
-      this.inUse = true;
       this.rw = 'idle'; // st_open
-      return new DriveHandle(this, options.access === 'read', options.rewindOnClose ?? false);
+      this.current = new DriveHandle(this, options.access === 'read', options.rewindOnClose ?? false);
+      return this.current;
     });
   }
 
@@ -350,9 +346,12 @@ export class PseudoDrive {
         return this.atBot();
       case MtOp.MTOFFL:
       case MtOp.MTUNLOAD:
-        await this.medium.unload();
-        this.fileno = this.blkno = -1;
-        this.eof = Eof.NOEOF;
+        try {
+          await this.medium.unload();
+        } finally {
+          this.fileno = this.blkno = -1;
+          this.eof = Eof.NOEOF;
+        }
         return;
       case MtOp.MTLOAD:
         if (this.medium.loaded) {
@@ -434,6 +433,17 @@ export class PseudoDrive {
     return this.medium.position;
   }
 
+  isOpenedBy(handle: DriveHandle): boolean {
+    return this.current === handle;
+  }
+
+  /** Daemon shutdown: closes an open handle as a process exit would (filemark after writing). */
+  shutdown(): Promise<void> {
+    return this.serialize(async () => {
+      if (this.current) await this.close(this.current);
+    });
+  }
+
   /** st_flush + st_release (st.c L1340-1448). */
   async close(handle: DriveHandle): Promise<void> {
     let failure: unknown;
@@ -461,7 +471,7 @@ export class PseudoDrive {
       failure = err;
     }
     this.rw = 'idle';
-    this.inUse = false;
+    this.current = undefined;
     if (failure) throw failure;
   }
 

@@ -7,18 +7,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../client/drive-session.js';
 import { expectErrno } from '../support/errno.js';
-import { cli, startDaemon, tempDir, type RunningDaemon } from '../support/daemon.js';
+import { cli, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { useTempDir } from '../support/temp-dir.js';
 
-let dir: Awaited<ReturnType<typeof tempDir>>;
+const dir = useTempDir('all');
 let daemon: RunningDaemon;
 
 beforeAll(async () => {
-  dir = await tempDir();
   daemon = await startDaemon(['--drive', 'pnst0', '--max-record', '64K', '--sink', `file:${dir.path}/a.tap`]);
 });
 afterAll(async () => {
   await daemon.stop();
-  await dir.remove();
 });
 
 describe('drive protocol over gRPC', () => {

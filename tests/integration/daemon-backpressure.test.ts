@@ -3,7 +3,8 @@
  * whose second copy writes at a simulated 100 MB/s.
  */
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { startDaemon, tempDir, type RunningDaemon } from '../support/daemon.js';
+import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const MiB = 2 ** 20;
 const TOTAL = 2048 * MiB;
@@ -12,11 +13,10 @@ const WINDOW = 16 * MiB;
 const RATE = 100 * 10 ** 6;
 const IN_FLIGHT = 32;
 
-let dir: Awaited<ReturnType<typeof tempDir>>;
+const dir = useTempDir();
 let daemon: RunningDaemon;
 
 beforeEach(async () => {
-  dir = await tempDir();
   daemon = await startDaemon([
     '--drive', 'pnst0', '--window', String(WINDOW),
     '--sink', `file:${dir.path}/fast.tap?fsync=false`,
@@ -25,7 +25,6 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await daemon.stop();
-  await dir.remove();
 });
 
 it('2 GiB to a slow copy: RSS stays within the windows plus a fixed overhead', { timeout: 120_000 }, async () => {

@@ -7,16 +7,16 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { MtOp } from '../../daemon/drive/mtio.js';
 import { Errno, TapeError } from '../../daemon/drive/tape-error.js';
-import { imageObjects, startDaemon, tempDir, type RunningDaemon } from '../support/daemon.js';
+import { imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const REC = 10240;
 const FRAMED = REC + 8;
 
-let dir: Awaited<ReturnType<typeof tempDir>>;
+const dir = useTempDir();
 let daemon: RunningDaemon;
 
 beforeEach(async () => {
-  dir = await tempDir();
   // Small copy: early warning after 20 records (capacity 40 records, zone of 20); big copy: 1000.
   daemon = await startDaemon([
     '--drive', 'pnst0',
@@ -26,7 +26,6 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await daemon.stop();
-  await dir.remove();
 });
 
 it('EW of the smaller copy: crossing write succeeds, next ENOSPC, then alternation; volume 2 in lockstep', async () => {

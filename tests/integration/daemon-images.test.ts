@@ -9,18 +9,17 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MtOp } from '../../daemon/drive/mtio.js';
 import { expectErrno } from '../support/errno.js';
-import { imageObjects, startDaemon, tempDir, type RunningDaemon } from '../support/daemon.js';
+import { imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { useTempDir } from '../support/temp-dir.js';
 
-let dir: Awaited<ReturnType<typeof tempDir>>;
+const dir = useTempDir();
 let daemon: RunningDaemon;
 
 beforeEach(async () => {
-  dir = await tempDir();
   daemon = await startDaemon(['--drive', 'pnst0', '--sink', `file:${dir.path}/a.tap`, '--sink', `file:${dir.path}/b.tap`]);
 });
 afterEach(async () => {
   await daemon.stop();
-  await dir.remove();
 });
 
 /** Writes files of records (one filemark between files, the close writes the last). */

@@ -1,7 +1,6 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -59,11 +58,6 @@ export async function startDaemon(args: string[]): Promise<RunningDaemon> {
 export async function cli(args: string[], input?: Buffer | string) {
   const r = await execa('node', [CLI, ...args], { reject: false, input, encoding: 'buffer' });
   return { exitCode: r.exitCode, stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr).toString() };
-}
-
-export async function tempDir(): Promise<{ path: string; remove(): Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), 'tapeproxy-test-'));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
 
 /** Every object of a SIMH image: record data, or null for a tape mark. */

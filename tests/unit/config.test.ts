@@ -1,25 +1,19 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS, loadConfigFile, MAX_RECORD_LIMIT, validateConfig } from '../../daemon/config/config.js';
 import { formatSize, parseSize } from '../../daemon/config/size.js';
 import { FileSink } from '../../daemon/sinks/file-sink.js';
 import { MemorySink } from '../../daemon/sinks/memory-sink.js';
 import { SinkUriError, sinkFromUri } from '../../daemon/sinks/sink-uri.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const K = 2 ** 10;
 const M = 2 ** 20;
 const G = 2 ** 30;
 const T = 2 ** 40;
 
-let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(os.tmpdir() + '/tp-');
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tmp = useTempDir();
 
 describe('parseSize', () => {
   it('parses byte counts with binary suffixes', () => {
@@ -79,10 +73,10 @@ describe('sinkFromUri', () => {
   });
 
   it('write-protects a file sink with a bare readonly flag', async () => {
-    const sink = sinkFromUri(`file:${dir}/a.tap?readonly`);
+    const sink = sinkFromUri(`file:${tmp.path}/a.tap?readonly`);
     expect(await sink.load(1)).toEqual({ writeProtected: true });
     await sink.close();
-    const writable = sinkFromUri(`file:${dir}/b.tap?readonly=no`);
+    const writable = sinkFromUri(`file:${tmp.path}/b.tap?readonly=no`);
     expect(await writable.load(1)).toEqual({ writeProtected: false });
     await writable.close();
   });
@@ -139,14 +133,14 @@ describe('validateConfig', () => {
     const config = validateConfig({
       listen: '0.0.0.0:9000',
       drives: [
-        { name: 'a', sinks: ['mem:', `file:${dir}/a-%v.tap?capacity=10G`], 'max-record': '256K', window: 1048576, autoload: false },
+        { name: 'a', sinks: ['mem:', `file:${tmp.path}/a-%v.tap?capacity=10G`], 'max-record': '256K', window: 1048576, autoload: false },
         { name: 'b.2_x-y', sinks: ['mem:b'] },
       ],
     });
     expect(config.listen).toBe('0.0.0.0:9000');
     expect(config.drives[0]).toEqual({
       name: 'a',
-      sinks: ['mem:', `file:${dir}/a-%v.tap?capacity=10G`],
+      sinks: ['mem:', `file:${tmp.path}/a-%v.tap?capacity=10G`],
       maxRecord: 256 * K,
       window: M,
       autoload: false,
@@ -205,7 +199,7 @@ describe('validateConfig', () => {
 
 describe('loadConfigFile', () => {
   it('reads and validates a YAML file', async () => {
-    const file = path.join(dir, 'tapeproxy.yaml');
+    const file = path.join(tmp.path, 'tapeproxy.yaml');
     await writeFile(
       file,
       [
@@ -213,7 +207,7 @@ describe('loadConfigFile', () => {
         'drives:',
         '  - name: pnst0',
         '    sinks:',
-        `      - file:${dir}/pnst0-%v.tap?capacity=18T&early-warning=20G`,
+        `      - file:${tmp.path}/pnst0-%v.tap?capacity=18T&early-warning=20G`,
         '      - mem:spare',
         '    max-record: 256K',
         '  - name: pnst1',
@@ -227,7 +221,7 @@ describe('loadConfigFile', () => {
       drives: [
         {
           name: 'pnst0',
-          sinks: [`file:${dir}/pnst0-%v.tap?capacity=18T&early-warning=20G`, 'mem:spare'],
+          sinks: [`file:${tmp.path}/pnst0-%v.tap?capacity=18T&early-warning=20G`, 'mem:spare'],
           maxRecord: 256 * K,
           window: 16 * M,
           autoload: true,
@@ -238,14 +232,14 @@ describe('loadConfigFile', () => {
   });
 
   it('reports a missing file', async () => {
-    const file = path.join(dir, 'nope.yaml');
+    const file = path.join(tmp.path, 'nope.yaml');
     const err = await loadConfigFile(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(new RegExp(`^cannot read config file ${escape(file)}: ENOENT`));
   });
 
   it('reports invalid YAML', async () => {
-    const file = path.join(dir, 'bad.yaml');
+    const file = path.join(tmp.path, 'bad.yaml');
     await writeFile(file, 'drives:\n  - name: [unclosed\n');
     const err = await loadConfigFile(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
@@ -253,7 +247,7 @@ describe('loadConfigFile', () => {
   });
 
   it('prefixes validation errors with the file name', async () => {
-    const file = path.join(dir, 'dup.yaml');
+    const file = path.join(tmp.path, 'dup.yaml');
     await writeFile(file, 'drives:\n  - { name: a, sinks: ["mem:"] }\n  - { name: a, sinks: ["mem:"] }\n');
     const err = await loadConfigFile(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);

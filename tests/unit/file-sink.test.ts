@@ -1,8 +1,7 @@
-import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { access, chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { TapeObject } from '../../daemon/drive/medium.js';
 import { TapeError } from '../../daemon/drive/tape-error.js';
 import { Mirror } from '../../daemon/mirror/mirror.js';
@@ -12,20 +11,17 @@ import { MemorySink } from '../../daemon/sinks/memory-sink.js';
 import { ObjectIndex } from '../../daemon/sinks/object-index.js';
 import type { Sink } from '../../daemon/sinks/sink.js';
 import { WriteQueue } from '../../daemon/sinks/write-queue.js';
+import { useTempDir } from '../support/temp-dir.js';
 
-let dir: string;
+const tmp = useTempDir();
 const sinks: Sink[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(os.tmpdir() + '/tp-');
-});
 afterEach(async () => {
   for (const s of sinks.splice(0)) await s.close().catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('FileSink as a cartridge', () => {
   it('creates nothing for a missing image until the first write', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     const sink = fileSink({ path: file });
 
     expect(await sink.load(1)).toEqual({ writeProtected: false });
@@ -44,7 +40,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('moves over records and filemarks with next, previous, locate and atEnd', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     sink.write(Buffer.from('abc'));
@@ -80,7 +76,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('reads an existing image as a loaded cartridge and appends to it', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     const first = fileSink({ path: file });
     await first.load(1);
     first.write(Buffer.from('one'));
@@ -99,7 +95,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('refuses to locate beyond the end of data with EIO and stays put', async () => {
-    const sink = fileSink({ path: path.join(dir, 'a.tap') });
+    const sink = fileSink({ path: path.join(tmp.path, 'a.tap') });
     await sink.load(1);
     for (const s of ['a', 'b', 'c']) sink.write(Buffer.from(s));
     sink.writeFilemarks(1);
@@ -117,7 +113,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('discards everything after the position when writing in the middle', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     for (let i = 0; i < 5; i++) sink.write(Buffer.from(`record ${i}.`)); // 10 bytes: 18 in the image
@@ -140,7 +136,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('discards everything from the position on erase()', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     for (const s of ['aa', 'bb', 'cc']) sink.write(Buffer.from(s));
@@ -163,7 +159,7 @@ describe('FileSink as a cartridge', () => {
 describe('FileSink capacity', () => {
   it('answers ok, early-warning and full from where the record would end', async () => {
     // capacity 1000, early warning zone 200: early warning past byte 800, physical end at 1000.
-    const sink = fileSink({ path: path.join(dir, 'a.tap'), capacity: new Capacity(1000, 200) });
+    const sink = fileSink({ path: path.join(tmp.path, 'a.tap'), capacity: new Capacity(1000, 200) });
     await sink.load(1);
     expect(sink.room(792)).toBe('ok'); // ends at 800
     expect(sink.room(791)).toBe('ok'); // padded: ends at 800
@@ -189,7 +185,7 @@ describe('FileSink capacity', () => {
   });
 
   it('never reports early warning or full without a capacity', async () => {
-    const sink = fileSink({ path: path.join(dir, 'a.tap') });
+    const sink = fileSink({ path: path.join(tmp.path, 'a.tap') });
     await sink.load(1);
     sink.write(Buffer.alloc(100_000));
     expect(sink.room(2 ** 28)).toBe('ok');
@@ -198,8 +194,8 @@ describe('FileSink capacity', () => {
   });
 
   it('makes the mirror refuse a record past any copy\'s physical end with ENOSPC, writing nothing', async () => {
-    const a = fileSink({ path: path.join(dir, 'a.tap') });
-    const b = fileSink({ path: path.join(dir, 'b.tap'), capacity: new Capacity(100, 10) });
+    const a = fileSink({ path: path.join(tmp.path, 'a.tap') });
+    const b = fileSink({ path: path.join(tmp.path, 'b.tap'), capacity: new Capacity(100, 10) });
     const mirror = new Mirror([a, b], { window: 1 << 20 });
     await mirror.loadNext();
 
@@ -210,10 +206,10 @@ describe('FileSink capacity', () => {
     const err = await mirror.write(Buffer.alloc(1, 3)).catch((e: unknown) => e); // would end at 106 > 100
     expect(err).toBeInstanceOf(TapeError);
     expect((err as TapeError).errno).toBe(28);
-    expect((err as TapeError).message).toBe(`ENOSPC: file:${dir}/b.tap: physical end of volume 1`);
+    expect((err as TapeError).message).toBe(`ENOSPC: file:${tmp.path}/b.tap: physical end of volume 1`);
     await mirror.sync();
-    expect(await fileSize(path.join(dir, 'a.tap'))).toBe(96);
-    expect(await fileSize(path.join(dir, 'b.tap'))).toBe(96);
+    expect(await fileSize(path.join(tmp.path, 'a.tap'))).toBe(96);
+    expect(await fileSize(path.join(tmp.path, 'b.tap'))).toBe(96);
     expect([mirror.position, a.position, b.position]).toEqual([2, 2, 2]);
     expect([a.queuedBytes, b.queuedBytes]).toEqual([0, 0]);
     expect(a.status().recordsWritten).toBe(2);
@@ -221,13 +217,13 @@ describe('FileSink capacity', () => {
     // Filemarks are still accepted past early warning (st writes one at close).
     await mirror.writeFilemarks(1);
     await mirror.sync();
-    expect(await fileSize(path.join(dir, 'a.tap'))).toBe(100);
-    expect(await fileSize(path.join(dir, 'b.tap'))).toBe(100);
+    expect(await fileSize(path.join(tmp.path, 'a.tap'))).toBe(100);
+    expect(await fileSize(path.join(tmp.path, 'b.tap'))).toBe(100);
   });
 
   it('lets the mirror rewrite a full copy from BOT (room is judged where each copy will write)', async () => {
-    const a = fileSink({ path: path.join(dir, 'a.tap') });
-    const b = fileSink({ path: path.join(dir, 'b.tap'), capacity: new Capacity(100, 10) });
+    const a = fileSink({ path: path.join(tmp.path, 'a.tap') });
+    const b = fileSink({ path: path.join(tmp.path, 'b.tap'), capacity: new Capacity(100, 10) });
     const mirror = new Mirror([a, b], { window: 1 << 20 });
     await mirror.loadNext();
     await mirror.write(Buffer.alloc(80));
@@ -236,12 +232,12 @@ describe('FileSink capacity', () => {
     await mirror.rewind(); // moves the first copy only; the others follow before the next write
     expect(await mirror.write(Buffer.from('fresh'))).toBe('ok');
     await mirror.sync();
-    expect(await fileSize(path.join(dir, 'a.tap'))).toBe(14);
-    expect(await fileSize(path.join(dir, 'b.tap'))).toBe(14);
+    expect(await fileSize(path.join(tmp.path, 'a.tap'))).toBe(14);
+    expect(await fileSize(path.join(tmp.path, 'b.tap'))).toBe(14);
   });
 
   it('sizes MemorySink volumes as SIMH images, like FileSink', async () => {
-    const file = fileSink({ path: path.join(dir, 'a.tap'), capacity: new Capacity(100, 30) });
+    const file = fileSink({ path: path.join(tmp.path, 'a.tap'), capacity: new Capacity(100, 30) });
     const mem = new MemorySink('m', new Capacity(100, 30));
     for (const s of [file, mem]) {
       await s.load(1);
@@ -257,7 +253,7 @@ describe('FileSink capacity', () => {
 
 describe('FileSink volumes and protection', () => {
   it('puts volume N at the %v path of the template', async () => {
-    const sink = fileSink({ path: path.join(dir, 'vol-%v.tap') });
+    const sink = fileSink({ path: path.join(tmp.path, 'vol-%v.tap') });
     await sink.load(1);
     sink.write(Buffer.from('v1'));
     await sink.unload();
@@ -267,15 +263,15 @@ describe('FileSink volumes and protection', () => {
     await sink.sync();
 
     expect(sink.status()).toMatchObject({ volume: 2, position: 1 });
-    expect(await fileSize(path.join(dir, 'vol-1.tap'))).toBe(10);
-    expect(await fileSize(path.join(dir, 'vol-2.tap'))).toBe(16);
+    expect(await fileSize(path.join(tmp.path, 'vol-1.tap'))).toBe(10);
+    expect(await fileSize(path.join(tmp.path, 'vol-2.tap'))).toBe(16);
     expect(await sink.hasVolume(1)).toBe(true);
     expect(await sink.hasVolume(2)).toBe(true);
     expect(await sink.hasVolume(3)).toBe(false);
   });
 
   it('puts volume N at PATH.N without %v, and volume 1 at PATH', async () => {
-    const file = path.join(dir, 'img.tap');
+    const file = path.join(tmp.path, 'img.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     sink.write(Buffer.from('1'));
@@ -296,13 +292,13 @@ describe('FileSink volumes and protection', () => {
   });
 
   it('loads write-protected with readonly and creates no file', async () => {
-    const missing = path.join(dir, 'missing.tap');
+    const missing = path.join(tmp.path, 'missing.tap');
     const ro = fileSink({ path: missing, readonly: true });
     expect(await ro.load(1)).toEqual({ writeProtected: true });
     await ro.unload();
     expect(await exists(missing)).toBe(false);
 
-    const file = path.join(dir, 'existing.tap');
+    const file = path.join(tmp.path, 'existing.tap');
     const writer = fileSink({ path: file });
     await writer.load(1);
     writer.write(Buffer.from('keep'));
@@ -318,7 +314,7 @@ describe('FileSink volumes and protection', () => {
   // As root (how these tests run in CI) a 0444 image still opens read-write, so the EACCES branch
   // cannot be reached; it is only exercised when the tests run as an ordinary user.
   it.skipIf(process.getuid?.() === 0)('loads a read-only image file write-protected', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     await writeFile(file, Buffer.from([1, 0, 0, 0, 0x41, 0, 1, 0, 0, 0]));
     await chmod(file, 0o444);
     const sink = fileSink({ path: file });
@@ -327,7 +323,7 @@ describe('FileSink volumes and protection', () => {
   });
 
   it('fails the load with EIO when the image cannot be opened', async () => {
-    const notAFile = path.join(dir, 'a-directory.tap');
+    const notAFile = path.join(tmp.path, 'a-directory.tap');
     await mkdir(notAFile);
     const sink = fileSink({ path: notAFile });
     const err = await sink.load(1).catch((e: unknown) => e);
@@ -340,7 +336,7 @@ describe('FileSink volumes and protection', () => {
 
 describe('FileSink write-behind', () => {
   it('reports a failed write at sync with EIO naming the path, sticky until the next load', async () => {
-    const sub = path.join(dir, 'sub');
+    const sub = path.join(tmp.path, 'sub');
     await mkdir(sub);
     const file = path.join(sub, 'a.tap');
     const sink = fileSink({ path: file });
@@ -374,7 +370,7 @@ describe('FileSink write-behind', () => {
   });
 
   it('drain(max) resolves only once at most max bytes are queued', async () => {
-    const sink = fileSink({ path: path.join(dir, 'a.tap'), rate: 1 << 20 }); // 1 MiB/s
+    const sink = fileSink({ path: path.join(tmp.path, 'a.tap'), rate: 1 << 20 }); // 1 MiB/s
     await sink.load(1);
     const framed = 256 * 1024 + 8;
     const started = performance.now();
@@ -406,7 +402,7 @@ describe('FileSink write-behind', () => {
   });
 
   it('writes many small records in order, batched', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     for (let i = 0; i < 5000; i++) sink.write(indexRecord(i)); // more than one writev (1024 buffers) each
@@ -426,7 +422,7 @@ describe('FileSink locating over many objects', () => {
 
   it('locates forward and backward across index strides', async () => {
     expect(ObjectIndex.STRIDE).toBe(1024);
-    const sink = fileSink({ path: path.join(dir, 'a.tap') });
+    const sink = fileSink({ path: path.join(tmp.path, 'a.tap') });
     await sink.load(1);
     for (let i = 0; i < COUNT; i++) sink.write(indexRecord(i));
     await sink.sync();
@@ -444,7 +440,7 @@ describe('FileSink locating over many objects', () => {
   });
 
   it('builds the index again when the image is loaded from disk', async () => {
-    const file = path.join(dir, 'a.tap');
+    const file = path.join(tmp.path, 'a.tap');
     const writer = fileSink({ path: file });
     await writer.load(1);
     for (let i = 0; i < COUNT; i++) {
@@ -476,7 +472,7 @@ describe('FileSink locating over many objects', () => {
   });
 
   it('forgets positions past a truncation', async () => {
-    const sink = fileSink({ path: path.join(dir, 'a.tap') });
+    const sink = fileSink({ path: path.join(tmp.path, 'a.tap') });
     await sink.load(1);
     for (let i = 0; i < COUNT; i++) sink.write(indexRecord(i));
     await sink.locate(1500);

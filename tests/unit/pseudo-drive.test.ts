@@ -191,6 +191,16 @@ describe('opens', () => {
     await fd2.close();
   });
 
+  it('daemon shutdown closes an open handle as process exit would: filemark after writing', async () => {
+    const { drive, sinks } = await memoryDrive();
+    const fd = await drive.open({ access: 'write' });
+    await fd.write(record(REC, 1));
+    await drive.shutdown();
+    expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 'FM']);
+    await expectErrno(fd.write(record(REC, 2)), 'EBADF');
+    await (await drive.open({ access: 'read' })).close(); // free again
+  });
+
   it('/dev/st* semantics rewind at close, /dev/nst* do not', async () => {
     const { drive } = await memoryDrive();
     const fd = await drive.open({ access: 'write', rewindOnClose: true });

@@ -1,26 +1,20 @@
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { TapeObject } from '../../daemon/drive/medium.js';
 import { TapeError } from '../../daemon/drive/tape-error.js';
 import { Capacity } from '../../daemon/sinks/capacity.js';
 import { FileSink } from '../../daemon/sinks/file-sink.js';
 import { SimhReader } from '../../daemon/sinks/simh-reader.js';
 import { decodeWord, framedSize } from '../../daemon/sinks/simh-tap.js';
+import { useTempDir } from '../support/temp-dir.js';
 
 const MTDUMP = '/usr/bin/mtdump';
 const FM = 'FM' as const;
 type Item = number | typeof FM; // a record of that many bytes, or a filemark
 
-let dir: string;
-beforeEach(async () => {
-  dir = await mkdtemp(os.tmpdir() + '/tp-');
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tmp = useTempDir();
 
 describe('SIMH format words', () => {
   it('decodes tape marks, markers, good and bad records', () => {
@@ -41,7 +35,7 @@ describe('SIMH format words', () => {
 
 describe('FileSink writes SIMH images', () => {
   it('writes exactly the SIMH bytes for small records and tape marks', async () => {
-    const file = path.join(dir, 'small.tap');
+    const file = path.join(tmp.path, 'small.tap');
     await writeImage(file, [Buffer.from([0xaa]), Buffer.from([0x01, 0x02]), Buffer.from([0x0a, 0x0b, 0x0c]), FM, FM]);
 
     // prettier-ignore
@@ -56,7 +50,7 @@ describe('FileSink writes SIMH images', () => {
   });
 
   it('writes 10240- and 65535-byte records with their data and trailing length words', async () => {
-    const file = path.join(dir, 'big.tap');
+    const file = path.join(tmp.path, 'big.tap');
     const a = pattern(10240, 1);
     const b = pattern(65535, 2);
     await writeImage(file, [a, b, FM]);
@@ -75,7 +69,7 @@ describe('FileSink writes SIMH images', () => {
   });
 
   it('lists in mtdump exactly the records and tape marks written', async () => {
-    const file = path.join(dir, 'dump.tap');
+    const file = path.join(tmp.path, 'dump.tap');
     const items: Item[] = [1, 2, 3, 10240, 65535, FM, 10240, 10240, 7, FM, 65535, 1, FM, FM];
     await writeImage(file, items.map((i) => (i === FM ? FM : pattern(i, i & 0xff))));
 
@@ -96,7 +90,7 @@ describe('FileSink writes SIMH images', () => {
   });
 
   it('ends in mtdump at the physical end when no double tape mark closes the image', async () => {
-    const file = path.join(dir, 'open.tap');
+    const file = path.join(tmp.path, 'open.tap');
     await writeImage(file, [pattern(3, 3), FM, pattern(65535, 4)]);
 
     const dumped = parseMtdump((await execa(MTDUMP, [file])).stdout);
@@ -273,7 +267,7 @@ function rec(data: Buffer): Buffer {
 }
 
 async function rawImage(name: string, parts: Buffer[]): Promise<string> {
-  const file = path.join(dir, name);
+  const file = path.join(tmp.path, name);
   await writeFile(file, Buffer.concat(parts));
   return file;
 }
@@ -305,6 +299,6 @@ async function expectCorrupt(promise: Promise<unknown>, what: string): Promise<v
   );
   expect(err).toBeInstanceOf(TapeError);
   expect((err as TapeError).errno).toBe(5);
-  expect((err as TapeError).message).toContain(`EIO: image ${dir}`);
+  expect((err as TapeError).message).toContain(`EIO: image ${tmp.path}`);
   expect((err as TapeError).message).toContain(what);
 }

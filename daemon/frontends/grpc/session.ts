@@ -68,9 +68,9 @@ export function serveSession(
   }
 
   async function finish(reason: string): Promise<void> {
-    if (!handle) return;
     const h = handle;
     handle = undefined;
+    if (!h || !drive?.isOpenedBy(h)) return; // closed already (by the client, or at shutdown)
     await h.close().catch((err: Error) => log.error({ drive: drive?.name, err: err.message }, 'close at session end failed'));
     log.info({ drive: drive?.name, reason }, 'drive closed at end of session');
   }

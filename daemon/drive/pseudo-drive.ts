@@ -155,7 +155,7 @@ export class PseudoDrive {
         if (this.medium.loaded) await this.medium.unload();
         await this.loadNextVolume();
       }
-      this.changeVolumeOnOpen = false;
+      if (blocking) this.changeVolumeOnOpen = false; // mt status (O_NONBLOCK) in between keeps it
       if (blocking && !this.medium.loaded) throw tapeError('ENOMEDIUM', `no volume in drive ${this.name}`);
       if (blocking && this.medium.loaded && this.medium.writeProtected && options.access !== 'read') {
         throw tapeError('EROFS', `the volume in drive ${this.name} is write-protected`);

@@ -26,6 +26,12 @@ describe('trace (a): tar -c -M -b 20 -f /dev/nst0 running into early warning', (
     await fd.close(); // driver writes one filemark; nst: no rewind
     expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 2, 3, 4, 5, 'FM']);
 
+    // An operator's `mt status` (O_NONBLOCK) in between neither changes the volume nor cancels the change.
+    const status = await drive.open({ access: 'read', nonBlocking: true });
+    expect((await status.status()).fileno).toBe(1);
+    await status.close();
+    expect(drive.state().volume).toBe(1);
+
     // tar -F: reopen O_WRONLY|O_CREAT; autoload puts volume 2 in, at file 0 block 0.
     const fd2 = await drive.open({ access: 'write' });
     const st = await fd2.status();

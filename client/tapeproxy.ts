@@ -9,6 +9,7 @@ import { daemonCommand } from './commands/daemon.js';
 import { imageCommand } from './commands/image.js';
 import { mtCommand, serverOption } from './commands/mt.js';
 import { readCommand } from './commands/read.js';
+import { rmtCommand } from './commands/rmt.js';
 import { statusCommand } from './commands/status.js';
 import { writeCommand } from './commands/write.js';
 
@@ -28,6 +29,7 @@ try {
     .command(writeCommand)
     .command(readCommand)
     .command(imageCommand)
+    .command(rmtCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .fail((msg, err) => {

@@ -1,0 +1,33 @@
+import { once } from 'node:events';
+import type { Argv } from 'yargs';
+import { MAX_RECORD_LIMIT } from '../../daemon/config/config.js';
+import { RmtServer } from '../../daemon/frontends/rmt/rmt-server.js';
+import type { GlobalArgs } from '../cli-error.js';
+import { connect, DriveSession } from '../drive-session.js';
+
+interface Args {
+  drive?: string;
+  server: string;
+}
+
+export const rmtCommand = {
+  command: 'rmt',
+  describe: "Serve the rmt protocol on stdin/stdout for the daemon's drives (for tar/cpio --rsh-command, dump's RSH, ssh)",
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .option('drive', { type: 'string', describe: 'serve only this drive (default: the drive named by the device path)' })
+      .example("tar -c -M -b 64 --rsh-command=$(pwd)/client/tapeproxy-rsh -f host:/dev/pnst0 dir", 'tar to drive pnst0 through rmt')
+      .example('command="tapeproxy rmt --drive pnst0" ssh-ed25519 AAAA...', 'an ssh forced command in authorized_keys'),
+  handler: async (args: Args) => {
+    const client = connect(args.server);
+    const server = new RmtServer({
+      drive: args.drive ?? process.env.TAPEPROXY_DRIVE,
+      maxRecord: MAX_RECORD_LIMIT,
+      open: (drive, options) => DriveSession.open(client, drive, options),
+    });
+    await server.serve(process.stdin, async (reply) => {
+      if (!process.stdout.write(reply)) await once(process.stdout, 'drain');
+    });
+    client.close();
+  },
+};

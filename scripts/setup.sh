@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 # protobuf-compiler: protoc for the build (ts-proto is its plugin)
 # simh: mtdump, which the tests use to check that images are valid SIMH tapes
-# tar: the demo's backup tool
-PACKAGES=(protobuf-compiler simh tar)
+# tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d): the real tools the tests drive
+PACKAGES=(protobuf-compiler simh tar cpio dump e2fsprogs)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

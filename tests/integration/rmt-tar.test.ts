@@ -4,14 +4,13 @@
  */
 import { execa } from 'execa';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
+import { RSH } from '../support/tools.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
-const RSH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'client', 'tapeproxy-rsh');
 const MiB = 2 ** 20;
 
 const dir = useTempDir();

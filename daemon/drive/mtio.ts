@@ -88,3 +88,16 @@ export interface MtGet {
   fileno: number;
   blkno: number;
 }
+
+/** struct mtget as x86_64 lays it out: five longs, then two ints (48 bytes). */
+export function encodeMtget(s: MtGet): Buffer {
+  const b = Buffer.alloc(48);
+  b.writeBigInt64LE(BigInt(s.type), 0);
+  b.writeBigInt64LE(BigInt(s.resid), 8);
+  b.writeBigInt64LE(BigInt(s.dsreg), 16);
+  b.writeBigInt64LE(BigInt(s.gstat), 24);
+  b.writeBigInt64LE(BigInt(s.erreg), 32);
+  b.writeInt32LE(s.fileno, 40);
+  b.writeInt32LE(s.blkno, 44);
+  return b;
+}

@@ -57,6 +57,17 @@ export interface DriveState {
   pastEarlyWarning: boolean;
 }
 
+/**
+ * How a front end that acknowledges writes early (write-behind, proto/shim-frames.md) hands a
+ * record over: `behind` records were already reported written, so they are written whatever the
+ * early-warning state, and a failure turns into st's EOM_ERROR (EIO for later writes); `checked`
+ * records passed `checkWrite` already.
+ */
+export interface WriteMode {
+  behind?: boolean;
+  checked?: boolean;
+}
+
 /** One open of the drive (a file descriptor). */
 export class DriveHandle {
   constructor(
@@ -65,8 +76,12 @@ export class DriveHandle {
     readonly rewindOnClose: boolean,
   ) {}
 
-  write(data: Buffer): Promise<number> {
-    return this.run(() => this.drive.write(this, data));
+  write(data: Buffer, mode: WriteMode = {}): Promise<number> {
+    return this.run(() => this.drive.write(this, data, mode));
+  }
+  /** The checks st makes before a write, including its ENOSPC decision after early warning. */
+  checkWrite(length: number): Promise<void> {
+    return this.run(async () => this.drive.checkWrite(this, length));
   }
   read(maxBytes: number): Promise<Buffer> {
     return this.run(() => this.drive.read(maxBytes));
@@ -173,24 +188,13 @@ export class PseudoDrive {
     return run;
   }
 
-  async write(handle: DriveHandle, data: Buffer): Promise<number> {
+  async write(handle: DriveHandle, data: Buffer, mode: WriteMode = {}): Promise<number> {
     this.requireMedium();
     if (data.length === 0) return 0; // st_write: zero count writes nothing, not even a filemark
-    if (this.blockSize !== 0 && data.length % this.blockSize !== 0) {
-      throw tapeError('EINVAL', `write of ${data.length} bytes is not a multiple of the block size ${this.blockSize}`);
-    }
-    if (this.blockSize === 0 && data.length > this.options.maxRecord) {
-      throw tapeError('EINVAL', `record of ${data.length} bytes exceeds the drive's maximum of ${this.options.maxRecord}`);
-    }
-    if (handle.readOnly || this.medium.writeProtected) {
-      throw tapeError('EACCES', `drive ${this.name} is ${handle.readOnly ? 'open read-only' : 'write-protected'}`);
-    }
+    // A checked record passed checkWrite on its first bytes; its whole size is known only now.
+    if (mode.checked) this.checkSize(data.length);
+    else this.checkWrite(handle, data.length, mode.behind);
     if (this.rw === 'reading') this.readAhead = undefined;
-    if (this.eof === Eof.EOM_OK) {
-      this.eof = Eof.EOD_1; // the write after EW is refused; the one after that may proceed (st.c L1686-1692)
-      throw tapeError('ENOSPC', `logical end of tape on drive ${this.name} (volume ${this.medium.volume})`);
-    }
-    if (this.eof === Eof.EOM_ERROR) throw tapeError('EIO', 'end of medium reached while writing buffered data');
     this.rw = 'writing';
 
     const size = this.blockSize || data.length;
@@ -207,12 +211,38 @@ export class PseudoDrive {
         this.blkno = -1;
         throw err;
       }
+      if (mode.behind) {
+        this.eof = Eof.EOM_ERROR; // EOM inside data the writer believes written (st.c L1839-1848)
+        throw tapeError('EIO', `physical end of volume ${this.medium.volume} reached by a record already acknowledged`);
+      }
       this.eof = Eof.EOM_OK;
       if (written === 0) throw err; // variable mode: nothing written, -1 ENOSPC (st.c L1800-1820)
       return written; // fixed mode: short count
     }
     this.eof = earlyWarning || this.eof === Eof.EOD_1 ? Eof.EOM_OK : Eof.NOEOF;
     return written;
+  }
+
+  checkWrite(handle: DriveHandle, length: number, behind = false): void {
+    this.requireMedium();
+    this.checkSize(length);
+    if (handle.readOnly || this.medium.writeProtected) {
+      throw tapeError('EACCES', `drive ${this.name} is ${handle.readOnly ? 'open read-only' : 'write-protected'}`);
+    }
+    if (this.eof === Eof.EOM_OK && !behind) {
+      this.eof = Eof.EOD_1; // the write after EW is refused; the one after that may proceed (st.c L1686-1692)
+      throw tapeError('ENOSPC', `logical end of tape on drive ${this.name} (volume ${this.medium.volume})`);
+    }
+    if (this.eof === Eof.EOM_ERROR) throw tapeError('EIO', 'end of medium reached while writing buffered data');
+  }
+
+  private checkSize(length: number): void {
+    if (this.blockSize !== 0 && length % this.blockSize !== 0) {
+      throw tapeError('EINVAL', `write of ${length} bytes is not a multiple of the block size ${this.blockSize}`);
+    }
+    if (this.blockSize === 0 && length > this.options.maxRecord) {
+      throw tapeError('EINVAL', `record of ${length} bytes exceeds the drive's maximum of ${this.options.maxRecord}`);
+    }
   }
 
   async read(maxBytes: number): Promise<Buffer> {

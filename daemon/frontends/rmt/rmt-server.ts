@@ -1,7 +1,7 @@
 import { MtOp } from '../../drive/mtio.js';
 import type { Access } from '../../drive/pseudo-drive.js';
 import { Errno, errnoName, TapeError } from '../../drive/tape-error.js';
-import type { MtGet } from '../../drive/mtio.js';
+import { encodeMtget, type MtGet } from '../../drive/mtio.js';
 import { RmtReader, type RmtRequest } from './rmt-reader.js';
 import { parseOpenFlags } from './open-flags.js';
 
@@ -112,7 +112,7 @@ export class RmtServer {
         return ok(req.count);
       }
       case 'S':
-        return Buffer.concat([Buffer.from('A48\n'), mtgetBytes(await this.open().status())]);
+        return Buffer.concat([Buffer.from('A48\n'), encodeMtget(await this.open().status())]);
       case 's': {
         const field = STATUS_FIELDS[req.field];
         if (!field) throw einval(`s${req.field}: unknown status field`);
@@ -158,17 +158,4 @@ function errorReply(err: unknown): Buffer {
 
 function einval(message: string): TapeError {
   return new TapeError(Errno.EINVAL, `rmt: ${message}`);
-}
-
-/** struct mtget as x86_64 lays it out: five longs, then two ints (48 bytes). */
-export function mtgetBytes(s: MtGet): Buffer {
-  const b = Buffer.alloc(48);
-  b.writeBigInt64LE(BigInt(s.type), 0);
-  b.writeBigInt64LE(BigInt(s.resid), 8);
-  b.writeBigInt64LE(BigInt(s.dsreg), 16);
-  b.writeBigInt64LE(BigInt(s.gstat), 24);
-  b.writeBigInt64LE(BigInt(s.erreg), 32);
-  b.writeInt32LE(s.fileno, 40);
-  b.writeInt32LE(s.blkno, 44);
-  return b;
 }

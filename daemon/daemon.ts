@@ -1,10 +1,16 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { DaemonConfig } from './config/config.js';
+import { join } from 'node:path';
+import type { DaemonConfig, DriveConfig } from './config/config.js';
 import { PseudoDrive } from './drive/pseudo-drive.js';
 import { startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
+import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
+import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { Mirror } from './mirror/mirror.js';
 import { sinkFromUri } from './sinks/sink-uri.js';
+
+/** Write-behind records a shim may have in flight (proto/shim-frames.md). */
+const SHIM_WINDOW = 32;
 
 /** Room in a gRPC message for the fields around a record. */
 const MESSAGE_OVERHEAD = 64 * 1024;
@@ -28,12 +34,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     );
   }
   const drives = new Map<string, ServedDrive>();
+  const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   for (const d of config.drives) {
     const mirror = new Mirror(d.sinks.map(sinkFromUri), { window: d.window });
     const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload });
     await drive.start();
     drives.set(d.name, { drive, mirror });
     log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
+    if (d.device) frontEnds.push(await startShim(d, drive, config.runtimeDir, log));
   }
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
   const { server, address } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log);
@@ -43,6 +51,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     address,
     drives,
     async stop() {
+      for (const { endpoint, supervisor } of frontEnds) {
+        await supervisor.stop();
+        await endpoint.close();
+      }
       await shutdown(server);
       for (const { drive, mirror } of drives.values()) {
         try {
@@ -54,6 +66,29 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       }
     },
   };
+}
+
+/** A kernel-facing device for the drive: its socket, then the shim that serves the device. */
+async function startShim(d: DriveConfig, drive: PseudoDrive, runtimeDir: string, log: Logger) {
+  const endpoint = new ShimEndpoint(join(runtimeDir, `${d.name}.sock`), drive, log);
+  await endpoint.listen();
+  const supervisor = new ShimSupervisor(
+    {
+      drive: d.name,
+      device: d.device!,
+      socket: endpoint.path,
+      mode: d.deviceMode,
+      group: d.deviceGroup,
+      window: SHIM_WINDOW,
+      maxRecord: d.maxRecord,
+    },
+    log,
+  );
+  supervisor.start();
+  await endpoint.connected();
+  await supervisor.ready();
+  log.info({ drive: d.name, device: supervisor.devicePath }, 'device ready');
+  return { endpoint, supervisor };
 }
 
 function shutdown(server: grpc.Server): Promise<void> {

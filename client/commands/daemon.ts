@@ -14,6 +14,11 @@ interface Args {
   'max-record'?: string;
   window?: string;
   autoload?: boolean;
+  fuse?: string;
+  cuse?: string;
+  'device-mode'?: string;
+  'device-group'?: string;
+  'runtime-dir'?: string;
 }
 
 export const daemonCommand = {
@@ -28,10 +33,17 @@ export const daemonCommand = {
       .option('max-record', { type: 'string', describe: `largest record (default ${DEFAULTS.maxRecord})` })
       .option('window', { type: 'string', describe: `write-behind bytes per copy (default ${DEFAULTS.window})` })
       .option('autoload', { type: 'boolean', describe: 'load the next volume unattended at logical EOT (default on)' })
+      .option('fuse', { type: 'string', describe: 'serve --drive as this file, a FUSE mount (kernels without CUSE)' })
+      .option('cuse', { type: 'string', describe: 'serve --drive as the character device /dev/NAME (default NAME: the drive name)' })
+      .option('device-mode', { type: 'string', describe: `mode of the device file (default ${DEFAULTS.deviceMode})` })
+      .option('device-group', { type: 'string', describe: `group of the device file (default ${DEFAULTS.deviceGroup})` })
+      .option('runtime-dir', { type: 'string', describe: `where the shims' sockets go (default ${DEFAULTS.runtimeDir})` })
       .example(
         '$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap?capacity=400G --sink file:/srv/b-%v.tap',
-        'one drive mirrored to two image files',
+        'one drive mirrored to two image files, reached over gRPC and rmt',
       )
+      .example('$0 daemon --drive pnst0 --cuse --sink file:/srv/a-%v.tap', 'the same drive as /dev/pnst0 (CUSE)')
+      .example('$0 daemon --drive pnst0 --fuse ./pnst0 --sink file:a.tap --sink file:b.tap', 'as the file ./pnst0 (FUSE)')
       .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml', 'drives from a config file'),
   handler: async (args: Args) => {
     const config = await configFrom(args);
@@ -63,6 +75,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
   try {
     return validateConfig({
       listen: args.listen,
+      'runtime-dir': args['runtime-dir'],
       drives: [
         {
           name: args.drive,
@@ -70,6 +83,10 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
           'max-record': args['max-record'],
           window: args.window,
           autoload: args.autoload,
+          fuse: args.fuse,
+          cuse: args.cuse === undefined ? undefined : args.cuse || true,
+          'device-mode': args['device-mode'],
+          'device-group': args['device-group'],
         },
       ],
     });

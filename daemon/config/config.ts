@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { sinkFromUri } from '../sinks/sink-uri.js';
@@ -14,6 +16,9 @@ export class ConfigError extends Error {
 
 export const DEFAULTS = {
   listen: '127.0.0.1:7070',
+  runtimeDir: process.getuid?.() === 0 ? '/run/tapeproxy' : join(tmpdir(), `tapeproxy-${process.getuid?.() ?? 'user'}`),
+  deviceMode: '0660',
+  deviceGroup: 'tape',
   maxRecord: '1M',
   window: '16M',
   autoload: true,
@@ -35,12 +40,18 @@ const DriveSchema = z
     'max-record': size.default(parseSize(DEFAULTS.maxRecord)),
     window: size.default(parseSize(DEFAULTS.window)),
     autoload: z.boolean().default(DEFAULTS.autoload),
+    fuse: z.string().min(1).optional(),
+    cuse: z.union([z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a device name such as pnst0'), z.literal(true)]).optional(),
+    'device-mode': z.string().regex(/^0?[0-7]{3}$/, 'an octal mode such as 0660').default(DEFAULTS.deviceMode),
+    'device-group': z.string().min(1).default(DEFAULTS.deviceGroup),
   })
-  .strict();
+  .strict()
+  .refine((d) => !(d.fuse && d.cuse), { message: 'a drive has either a fuse file or a cuse device, not both', path: ['cuse'] });
 
 const ConfigSchema = z
   .object({
     listen: z.string().default(DEFAULTS.listen),
+    'runtime-dir': z.string().min(1).default(DEFAULTS.runtimeDir),
     drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
   })
   .strict();
@@ -51,12 +62,21 @@ export interface DriveConfig {
   maxRecord: number;
   window: number;
   autoload: boolean;
+  /** Kernel-facing front end through cuse-shim: a FUSE file, or a CUSE device /dev/NAME. */
+  device?: { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
+  deviceMode: string;
+  deviceGroup: string;
 }
 
 export interface DaemonConfig {
   listen: string;
+  /** Where the shims' sockets live. */
+  runtimeDir: string;
   drives: DriveConfig[];
 }
+
+/** FUSE's largest write request, so the largest record through a FUSE file. */
+export const FUSE_MAX_RECORD = 2 ** 20;
 
 /** Largest record a drive accepts: SIMH images hold up to 2^28-1, gRPC messages carry 64 MiB here. */
 export const MAX_RECORD_LIMIT = 64 * 2 ** 20;
@@ -69,12 +89,17 @@ export function validateConfig(raw: unknown): DaemonConfig {
   }
   const config: DaemonConfig = {
     listen: parsed.data.listen,
+    runtimeDir: parsed.data['runtime-dir'],
     drives: parsed.data.drives.map((d) => ({
       name: d.name,
       sinks: d.sinks,
       maxRecord: d['max-record'],
       window: d.window,
       autoload: d.autoload,
+      ...(d.fuse && { device: { kind: 'fuse' as const, path: d.fuse } }),
+      ...(d.cuse && { device: { kind: 'cuse' as const, name: d.cuse === true ? d.name : d.cuse } }),
+      deviceMode: d['device-mode'],
+      deviceGroup: d['device-group'],
     })),
   };
   const names = new Set<string>();
@@ -83,6 +108,9 @@ export function validateConfig(raw: unknown): DaemonConfig {
     names.add(drive.name);
     if (drive.maxRecord < 1 || drive.maxRecord > MAX_RECORD_LIMIT) {
       throw new ConfigError(`drives[${i}].max-record: must be between 1 and ${MAX_RECORD_LIMIT} bytes`);
+    }
+    if (drive.device?.kind === 'fuse' && drive.maxRecord > FUSE_MAX_RECORD) {
+      throw new ConfigError(`drives[${i}].max-record: a FUSE file carries records of at most 1M (its max_write)`);
     }
     if (drive.window < drive.maxRecord) {
       throw new ConfigError(`drives[${i}].window: must hold at least one record of max-record bytes`);

@@ -8,6 +8,8 @@ import { MemorySink } from '../../daemon/sinks/memory-sink.js';
 import { SinkUriError, sinkFromUri } from '../../daemon/sinks/sink-uri.js';
 import { useTempDir } from '../support/temp-dir.js';
 
+/** A drive without a kernel device still carries the device defaults. */
+const NO_DEVICE = { deviceMode: '0660', deviceGroup: 'tape' };
 const K = 2 ** 10;
 const M = 2 ** 20;
 const G = 2 ** 30;
@@ -124,9 +126,32 @@ describe('validateConfig', () => {
   it('fills in the defaults', () => {
     expect(validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'] }] })).toEqual({
       listen: '127.0.0.1:7070',
-      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: true }],
+      runtimeDir: '/run/tapeproxy', // as root, which the tests run as
+      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: true, ...NO_DEVICE }],
     });
-    expect(DEFAULTS).toEqual({ listen: '127.0.0.1:7070', maxRecord: '1M', window: '16M', autoload: true });
+    expect(DEFAULTS).toEqual({
+      listen: '127.0.0.1:7070',
+      runtimeDir: '/run/tapeproxy',
+      deviceMode: '0660',
+      deviceGroup: 'tape',
+      maxRecord: '1M',
+      window: '16M',
+      autoload: true,
+    });
+  });
+
+  it('a drive has a FUSE file or a CUSE device (default name: the drive), not both; FUSE records are at most 1M', () => {
+    const drive = (extra: object) => validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'], ...extra }] }).drives[0];
+    expect(drive({ fuse: './pnst0' })?.device).toEqual({ kind: 'fuse', path: './pnst0' });
+    expect(drive({ cuse: true })?.device).toEqual({ kind: 'cuse', name: 'pnst0' });
+    expect(drive({ cuse: 'tape7', 'device-mode': '0640', 'device-group': 'backup' })).toMatchObject({
+      device: { kind: 'cuse', name: 'tape7' },
+      deviceMode: '0640',
+      deviceGroup: 'backup',
+    });
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], fuse: 'x', cuse: true }] }, 'drives[0].cuse: a drive has either a fuse file or a cuse device, not both');
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], fuse: 'x', 'max-record': '2M', window: '4M' }] }, 'drives[0].max-record: a FUSE file carries records of at most 1M (its max_write)');
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], 'device-mode': 'rw' }] }, 'drives[0].device-mode: an octal mode such as 0660');
   });
 
   it('takes sizes as text or numbers and keeps explicit values', () => {
@@ -144,6 +169,7 @@ describe('validateConfig', () => {
       maxRecord: 256 * K,
       window: M,
       autoload: false,
+      ...NO_DEVICE,
     });
     expect(config.drives[1]?.name).toBe('b.2_x-y');
   });
@@ -218,6 +244,7 @@ describe('loadConfigFile', () => {
     );
     expect(await loadConfigFile(file)).toEqual({
       listen: '127.0.0.1:7171',
+      runtimeDir: '/run/tapeproxy',
       drives: [
         {
           name: 'pnst0',
@@ -225,8 +252,9 @@ describe('loadConfigFile', () => {
           maxRecord: 256 * K,
           window: 16 * M,
           autoload: true,
+          ...NO_DEVICE,
         },
-        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: false },
+        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: false, ...NO_DEVICE },
       ],
     });
   });

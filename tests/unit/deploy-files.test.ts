@@ -6,6 +6,7 @@ it('the example config in deploy/ is valid and means what its comments say', asy
   const config = await loadConfigFile(fileURLToPath(new URL('../../deploy/tapeproxy.example.yaml', import.meta.url)));
   expect(config).toEqual({
     listen: '127.0.0.1:7070',
+    runtimeDir: '/run/tapeproxy',
     drives: [
       {
         name: 'pnst0',
@@ -16,6 +17,8 @@ it('the example config in deploy/ is valid and means what its comments say', asy
         maxRecord: 1 << 20,
         window: 16 << 20,
         autoload: true,
+        deviceMode: '0660',
+        deviceGroup: 'tape',
       },
     ],
   });

@@ -1,0 +1,112 @@
+import { execa, type ResultPromise } from 'execa';
+import { access, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { packageRoot } from '../../package-root.js';
+
+export type ShimDevice = { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
+
+export interface ShimOptions {
+  drive: string;
+  device: ShimDevice;
+  socket: string;
+  /** Octal mode and group of the device node or file. */
+  mode: string;
+  group?: string;
+  window: number;
+  maxRecord: number;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+/** The built shim; TAPEPROXY_SHIM overrides it (tests, packaging). */
+export function shimBinary(): string {
+  return process.env.TAPEPROXY_SHIM ?? join(packageRoot(), 'cuse-shim', 'build', 'tapeproxy-shim');
+}
+
+/**
+ * Runs a drive's cuse-shim and keeps it running: if it exits, the supervisor logs why, clears a
+ * FUSE mount it left behind (a dead FUSE server leaves "transport endpoint is not connected"),
+ * and starts it again after a growing pause.
+ */
+export class ShimSupervisor {
+  private child: ResultPromise | undefined;
+  private stopping = false;
+  private backoff = 500;
+
+  constructor(
+    private readonly options: ShimOptions,
+    private readonly log: Logger,
+  ) {}
+
+  get devicePath(): string {
+    const { device } = this.options;
+    return device.kind === 'fuse' ? resolve(device.path) : `/dev/${device.name}`;
+  }
+
+  start(): void {
+    const { options } = this;
+    const device = options.device.kind === 'fuse' ? ['--fuse', this.devicePath] : ['--cuse', options.device.name];
+    const args = [
+      '--socket', options.socket,
+      ...device,
+      '--mode', options.mode,
+      ...(options.group ? ['--group', options.group] : []),
+      '--window', String(options.window),
+      '--max-record', String(options.maxRecord),
+    ];
+    const started = Date.now();
+    const child = execa(shimBinary(), args, { reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit' });
+    this.child = child;
+    this.log.info({ drive: options.drive, device: this.devicePath, pid: child.pid }, 'shim started');
+    void child.then(async (result) => {
+      this.child = undefined;
+      await this.clearMount();
+      if (this.stopping) return;
+      this.log.error(
+        { drive: options.drive, device: this.devicePath, exitCode: result.exitCode, signal: result.signal, restartInMs: this.backoff },
+        'shim exited; restarting it (writers with the device open got an I/O error)',
+      );
+      const ranLong = Date.now() - started > 60_000;
+      await sleep(ranLong ? 500 : this.backoff);
+      this.backoff = ranLong ? 500 : Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+      if (!this.stopping) this.start();
+    });
+  }
+
+  /** Resolves once the device node or FUSE mount is in place. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!(await this.deviceInPlace())) {
+      if (Date.now() > until) throw new Error(`the shim for drive ${this.options.drive} did not bring up ${this.devicePath}`);
+      await sleep(50);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await child;
+    clearTimeout(timer);
+  }
+
+  private async deviceInPlace(): Promise<boolean> {
+    // Not opened: an open of the node would be an open of the drive.
+    if (this.options.device.kind === 'cuse') return access(this.devicePath).then(() => true, () => false);
+    return isMountPoint(this.devicePath);
+  }
+
+  private async clearMount(): Promise<void> {
+    if (this.options.device.kind !== 'fuse' || !(await isMountPoint(this.devicePath))) return;
+    await execa('umount', ['-l', this.devicePath], { reject: false });
+  }
+}
+
+async function isMountPoint(path: string): Promise<boolean> {
+  const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+  return mounts.split('\n').some((line) => line.split(' ')[4] === path);
+}

@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # protobuf-compiler: protoc for the build (ts-proto is its plugin)
 # simh: mtdump, which the tests use to check that images are valid SIMH tapes
-# tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d): the real tools the tests drive
-PACKAGES=(protobuf-compiler simh tar cpio dump e2fsprogs)
+# gcc, make, pkg-config, libfuse3-dev: the C shim's build; fuse3: FUSE mounts at run time
+# tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d), mt-st: the real tools the tests drive
+PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 tar cpio dump e2fsprogs mt-st)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -30,8 +30,8 @@ export async function startDaemon(args: string[]): Promise<RunningDaemon> {
   const address = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; address?: string };
-      if (entry.msg === 'listening' && entry.address) resolve(entry.address);
+      const entry = parseJson(line);
+      if (entry?.msg === 'listening' && entry.address) resolve(entry.address);
     });
     void proc.then((r) => reject(new Error(`daemon exited (${r.exitCode}) before listening`)));
   });
@@ -75,5 +75,13 @@ export async function imageObjects(path: string): Promise<(Buffer | null)[]> {
     }
   } finally {
     await fh.close();
+  }
+}
+
+function parseJson(line: string): { msg?: string; address?: string } | undefined {
+  try {
+    return JSON.parse(line) as { msg?: string; address?: string };
+  } catch {
+    return undefined;
   }
 }

@@ -1,6 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { packageRoot } from '../../package-root.js';
@@ -57,8 +58,12 @@ export class ShimSupervisor {
       '--max-record', String(options.maxRecord),
     ];
     const started = Date.now();
-    const child = execa(shimBinary(), args, { reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit' });
+    const child = execa(shimBinary(), args, { reject: false, stdin: 'ignore', buffer: false });
     this.child = child;
+    // The shim's own messages become log lines, so stdout stays one JSON object per line.
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream! }).on('line', (line) => this.log.warn({ drive: options.drive, shim: line }, 'shim says'));
+    }
     this.log.info({ drive: options.drive, device: this.devicePath, pid: child.pid }, 'shim started');
     void child.then(async (result) => {
       this.child = undefined;

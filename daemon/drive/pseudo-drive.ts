@@ -79,9 +79,12 @@ export class DriveHandle {
   write(data: Buffer, mode: WriteMode = {}): Promise<number> {
     return this.run(() => this.drive.write(this, data, mode));
   }
-  /** The checks st makes before a write, including its ENOSPC decision after early warning. */
-  checkWrite(length: number): Promise<void> {
-    return this.run(async () => this.drive.checkWrite(this, length));
+  /**
+   * The checks st makes before a write, including its ENOSPC decision after early warning, for a
+   * record of which only the first `firstBytes` are known yet (a CUSE write's first chunk).
+   */
+  checkWrite(firstBytes: number): Promise<void> {
+    return this.run(async () => this.drive.checkWrite(this, firstBytes, { partial: true }));
   }
   read(maxBytes: number): Promise<Buffer> {
     return this.run(() => this.drive.read(maxBytes));
@@ -193,7 +196,7 @@ export class PseudoDrive {
     if (data.length === 0) return 0; // st_write: zero count writes nothing, not even a filemark
     // A checked record passed checkWrite on its first bytes; its whole size is known only now.
     if (mode.checked) this.checkSize(data.length);
-    else this.checkWrite(handle, data.length, mode.behind);
+    else this.checkWrite(handle, data.length, { behind: mode.behind });
     if (this.rw === 'reading') this.readAhead = undefined;
     this.rw = 'writing';
 
@@ -223,9 +226,9 @@ export class PseudoDrive {
     return written;
   }
 
-  checkWrite(handle: DriveHandle, length: number, behind = false): void {
+  checkWrite(handle: DriveHandle, length: number, { behind = false, partial = false } = {}): void {
     this.requireMedium();
-    this.checkSize(length);
+    this.checkSize(length, partial);
     if (handle.readOnly || this.medium.writeProtected) {
       throw tapeError('EACCES', `drive ${this.name} is ${handle.readOnly ? 'open read-only' : 'write-protected'}`);
     }
@@ -236,8 +239,9 @@ export class PseudoDrive {
     if (this.eof === Eof.EOM_ERROR) throw tapeError('EIO', 'end of medium reached while writing buffered data');
   }
 
-  private checkSize(length: number): void {
-    if (this.blockSize !== 0 && length % this.blockSize !== 0) {
+  /** A partial length (the start of a record) can only be too long, not a wrong multiple. */
+  private checkSize(length: number, partial = false): void {
+    if (!partial && this.blockSize !== 0 && length % this.blockSize !== 0) {
       throw tapeError('EINVAL', `write of ${length} bytes is not a multiple of the block size ${this.blockSize}`);
     }
     if (this.blockSize === 0 && length > this.options.maxRecord) {

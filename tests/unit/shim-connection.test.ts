@@ -123,6 +123,17 @@ describe('shim connection', () => {
     await shim.call(FrameType.CLOSE);
   });
 
+  it('WRITE_CHECK sees only the first chunk: fixed-block records are checked for their multiple only when whole', async () => {
+    const { shim } = await setup();
+    await shim.call(FrameType.OPEN, O_WRONLY);
+    expect((await shim.call(FrameType.WRITE_CHECK, 2 << 20)).arg).toBe(-22); // already longer than any record
+    await shim.call(FrameType.MTIOCTOP, 0, mtop(MtOp.MTSETBLK, 10240));
+    expect((await shim.call(FrameType.WRITE_CHECK, 131072)).arg).toBe(0); // 131072 is no multiple of 10240: fine
+    expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(204800), RequestFlag.CHECKED)).arg).toBe(204800);
+    expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(131072), RequestFlag.CHECKED)).arg).toBe(-22);
+    await shim.call(FrameType.CLOSE);
+  });
+
   it('reads, MTIOCTOP, MTIOCGET (48 bytes), MTIOCPOS and the filemark flag', async () => {
     const { shim } = await setup();
     await shim.call(FrameType.OPEN, 2);

@@ -1,0 +1,458 @@
+#define _GNU_SOURCE
+#include "daemon-link.h"
+
+#include "frames.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How often a waiter looks at the stop flag: a signal cannot wake a condition variable. */
+#define STOP_POLL_NS (200 * 1000 * 1000L)
+
+struct outstanding {
+	uint32_t id;
+	uint16_t type;
+	uint8_t behind;
+};
+
+struct daemon_link {
+	int fd;
+	unsigned window;
+	const volatile sig_atomic_t *stop;
+	link_lost_fn on_lost;
+	void *ctx;
+	pthread_t reader;
+	pthread_mutex_t send_lock;
+
+	/* Everything below is guarded by lock and signalled through cond. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint32_t next_id;
+	struct outstanding *queue; /* requests sent, replies not yet received, oldest first */
+	size_t queue_cap, queue_head, queue_count;
+	unsigned behind; /* write-behind WRITEs without a reply yet */
+	int early_warning;
+	int behind_failed;
+	int lost;
+	int closing;
+	int wait_done;
+	struct link_reply wait_reply;
+};
+
+void link_reply_free(struct link_reply *r)
+{
+	free(r->payload);
+	r->payload = NULL;
+	r->length = 0;
+}
+
+static void set_lost(struct daemon_link *l)
+{
+	l->lost = 1;
+	pthread_cond_broadcast(&l->cond);
+}
+
+/* A condition-variable wait that gives up when a signal asked the shim to stop. */
+static int wait_tick(struct daemon_link *l)
+{
+	if (l->stop && *l->stop) {
+		/* The reply may still come; nothing can use the link after this. */
+		set_lost(l);
+		return -EIO;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += STOP_POLL_NS;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+	return 0;
+}
+
+static int enqueue(struct daemon_link *l, uint16_t type, int behind, uint32_t *id)
+{
+	if (l->queue_count == l->queue_cap) {
+		size_t cap = l->queue_cap ? l->queue_cap * 2 : 64;
+		struct outstanding *q = malloc(cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		for (size_t i = 0; i < l->queue_count; i++)
+			q[i] = l->queue[(l->queue_head + i) % l->queue_cap];
+		free(l->queue);
+		l->queue = q;
+		l->queue_cap = cap;
+		l->queue_head = 0;
+	}
+	*id = l->next_id++;
+	l->queue[(l->queue_head + l->queue_count) % l->queue_cap] =
+		(struct outstanding){.id = *id, .type = type, .behind = (uint8_t)behind};
+	l->queue_count++;
+	if (behind)
+		l->behind++;
+	return 0;
+}
+
+/* Header and payload in one sendmsg where the socket takes it; MSG_NOSIGNAL instead of SIGPIPE. */
+static int send_frame(struct daemon_link *l, const struct frame_header *h, const void *payload)
+{
+	uint8_t head[FRAME_HEADER_BYTES];
+	frame_header_encode(h, head);
+	struct iovec iov[2] = {{head, sizeof(head)}, {(void *)payload, h->length}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = h->length ? 2 : 1};
+	int err = 0;
+
+	pthread_mutex_lock(&l->send_lock);
+	while (msg.msg_iovlen > 0) {
+		ssize_t n = sendmsg(l->fd, &msg, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		while (msg.msg_iovlen > 0 && (size_t)n >= msg.msg_iov[0].iov_len) {
+			n -= (ssize_t)msg.msg_iov[0].iov_len;
+			msg.msg_iov++;
+			msg.msg_iovlen--;
+		}
+		if (msg.msg_iovlen > 0) {
+			msg.msg_iov[0].iov_base = (uint8_t *)msg.msg_iov[0].iov_base + n;
+			msg.msg_iov[0].iov_len -= (size_t)n;
+		}
+	}
+	pthread_mutex_unlock(&l->send_lock);
+	if (err) {
+		fprintf(stderr, "tapeproxy-shim: sending to the daemon: %s\n", strerror(-err));
+		/* Wakes the reader, which reports the loss. */
+		shutdown(l->fd, SHUT_RDWR);
+		pthread_mutex_lock(&l->lock);
+		set_lost(l);
+		pthread_mutex_unlock(&l->lock);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, (uint8_t *)buf + got, len - got);
+		if (n == 0)
+			return got == 0 ? 0 : -EPROTO;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	return 1;
+}
+
+/* Hands one reply to its request; -EPROTO when it does not answer the oldest one. */
+static int take_reply(struct daemon_link *l, const struct frame_header *h, uint8_t *payload)
+{
+	if (l->queue_count == 0) {
+		fprintf(stderr, "tapeproxy-shim: reply id %u with no request outstanding\n", h->id);
+		return -EPROTO;
+	}
+	struct outstanding o = l->queue[l->queue_head];
+	if (h->id != o.id || h->type != (o.type | FRAME_REPLY)) {
+		fprintf(stderr, "tapeproxy-shim: reply type %u id %u does not answer request type %u id %u\n",
+			h->type, h->id, o.type, o.id);
+		return -EPROTO;
+	}
+	l->queue_head = (l->queue_head + 1) % l->queue_cap;
+	l->queue_count--;
+
+	/* "No reply since the last OPEN had EARLY_WARNING": the OPEN's own reply counts. */
+	if (o.type == FRAME_OPEN)
+		l->early_warning = 0;
+	if (h->flags & FRAME_EARLY_WARNING)
+		l->early_warning = 1;
+
+	if (o.behind) {
+		l->behind--;
+		if (h->arg < 0)
+			l->behind_failed = 1;
+		free(payload);
+	} else {
+		l->wait_reply = (struct link_reply){
+			.arg = h->arg, .flags = h->flags, .length = h->length, .payload = payload};
+		l->wait_done = 1;
+	}
+	pthread_cond_broadcast(&l->cond);
+	return 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct daemon_link *l = arg;
+	const char *why = "the daemon closed the connection";
+	int err = 0;
+
+	for (;;) {
+		uint8_t head[FRAME_HEADER_BYTES];
+		struct frame_header h;
+		int r = read_full(l->fd, head, sizeof(head));
+		if (r <= 0) {
+			err = r;
+			break;
+		}
+		if (frame_header_decode(head, &h)) {
+			err = -EPROTO;
+			why = "a reply's payload length is over the maximum";
+			break;
+		}
+		uint8_t *payload = NULL;
+		if (h.length) {
+			payload = malloc(h.length);
+			if (!payload) {
+				err = -ENOMEM;
+				break;
+			}
+			r = read_full(l->fd, payload, h.length);
+			if (r <= 0) {
+				free(payload);
+				err = r ? r : -EPROTO;
+				break;
+			}
+		}
+		pthread_mutex_lock(&l->lock);
+		r = take_reply(l, &h, payload);
+		pthread_mutex_unlock(&l->lock);
+		if (r) {
+			free(payload);
+			err = r;
+			why = "a reply out of order";
+			break;
+		}
+	}
+
+	pthread_mutex_lock(&l->lock);
+	int closing = l->closing;
+	set_lost(l);
+	pthread_mutex_unlock(&l->lock);
+	if (!closing) {
+		if (err)
+			fprintf(stderr, "tapeproxy-shim: connection to the daemon lost: %s\n",
+				err == -EPROTO ? why : strerror(-err));
+		else
+			fprintf(stderr, "tapeproxy-shim: connection to the daemon lost: %s\n", why);
+		if (l->on_lost)
+			l->on_lost(l->ctx);
+	}
+	return NULL;
+}
+
+struct daemon_link *link_connect(const char *path, unsigned window, const volatile sig_atomic_t *stop,
+				 link_lost_fn on_lost, void *ctx)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	strcpy(addr.sun_path, path);
+
+	struct daemon_link *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0 || connect(l->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int e = errno;
+		if (l->fd >= 0)
+			close(l->fd);
+		free(l);
+		errno = e;
+		return NULL;
+	}
+	l->window = window;
+	l->stop = stop;
+	l->on_lost = on_lost;
+	l->ctx = ctx;
+	l->next_id = 1;
+
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->send_lock, NULL);
+
+	/* Signals go to the session loop's thread, where they interrupt its read of /dev/fuse. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&l->reader, NULL, reader_main, l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e) {
+		close(l->fd);
+		pthread_cond_destroy(&l->cond);
+		pthread_mutex_destroy(&l->lock);
+		pthread_mutex_destroy(&l->send_lock);
+		free(l);
+		errno = e;
+		return NULL;
+	}
+	return l;
+}
+
+void link_close(struct daemon_link *l)
+{
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->closing = 1;
+	pthread_mutex_unlock(&l->lock);
+	shutdown(l->fd, SHUT_RDWR);
+	pthread_join(l->reader, NULL);
+	close(l->fd);
+	if (l->wait_done)
+		link_reply_free(&l->wait_reply);
+	free(l->queue);
+	pthread_cond_destroy(&l->cond);
+	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->send_lock);
+	free(l);
+}
+
+static int drain_locked(struct daemon_link *l)
+{
+	while (l->behind > 0 && !l->lost)
+		if (wait_tick(l))
+			return -EIO;
+	return l->lost ? -EIO : 0;
+}
+
+int link_drain(struct daemon_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int r = drain_locked(l);
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+int link_take_failure(struct daemon_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int r = 0;
+	if (l->lost) {
+		r = -EIO;
+	} else if (l->behind_failed) {
+		l->behind_failed = 0;
+		r = -EIO;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+/* drain: first wait for the write-behind replies and fail with a write-behind failure unsent. */
+static int call(struct daemon_link *l, uint16_t type, uint16_t flags, int32_t arg, const void *payload,
+		size_t length, struct link_reply *reply, int drain)
+{
+	uint32_t id;
+	*reply = (struct link_reply){0};
+	if (length > FRAME_MAX_PAYLOAD)
+		return -EINVAL;
+
+	pthread_mutex_lock(&l->lock);
+	int r = drain ? drain_locked(l) : l->lost ? -EIO : 0;
+	if (!r && drain && l->behind_failed) {
+		l->behind_failed = 0;
+		r = -EIO;
+	}
+	if (!r)
+		r = enqueue(l, type, 0, &id);
+	if (r) {
+		pthread_mutex_unlock(&l->lock);
+		return r;
+	}
+	l->wait_done = 0;
+	pthread_mutex_unlock(&l->lock);
+
+	struct frame_header h = {.length = (uint32_t)length, .type = type, .flags = flags, .id = id, .arg = arg};
+	if (send_frame(l, &h, payload))
+		return -EIO;
+
+	pthread_mutex_lock(&l->lock);
+	while (!l->wait_done && !l->lost)
+		if (wait_tick(l))
+			break;
+	if (l->wait_done) {
+		*reply = l->wait_reply;
+		l->wait_reply = (struct link_reply){0};
+		l->wait_done = 0;
+		r = 0;
+	} else {
+		r = -EIO;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+int link_call(struct daemon_link *l, uint16_t type, uint16_t flags, int32_t arg, const void *payload,
+	      size_t length, struct link_reply *reply)
+{
+	return call(l, type, flags, arg, payload, length, reply, 1);
+}
+
+int link_behind_ok(struct daemon_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int ok = !l->lost && !l->behind_failed && !l->early_warning && l->behind < l->window;
+	pthread_mutex_unlock(&l->lock);
+	return ok;
+}
+
+int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, size_t length)
+{
+	uint32_t id;
+	if (length > FRAME_MAX_PAYLOAD)
+		return -EINVAL;
+	pthread_mutex_lock(&l->lock);
+	int r = l->lost ? -EIO : enqueue(l, FRAME_WRITE, 1, &id);
+	pthread_mutex_unlock(&l->lock);
+	if (r)
+		return r;
+	struct frame_header h = {
+		.length = (uint32_t)length, .type = FRAME_WRITE, .flags = (uint16_t)(flags | FRAME_WRITE_BEHIND), .id = id};
+	return send_frame(l, &h, record);
+}
+
+ssize_t link_write(struct daemon_link *l, uint16_t flags, const void *record, size_t length, int may_behind)
+{
+	int r = link_take_failure(l);
+	if (r)
+		return r;
+	if (may_behind && link_behind_ok(l)) {
+		r = link_send_behind(l, flags, record, length);
+		return r ? r : (ssize_t)length;
+	}
+	/* No drain: the reply comes after every earlier one anyway, and the daemon answers a write
+	 * after a failed write-behind with an error itself. */
+	struct link_reply reply;
+	r = call(l, FRAME_WRITE, flags, 0, record, length, &reply, 0);
+	if (r)
+		return r;
+	link_reply_free(&reply);
+	if (reply.arg < 0) {
+		/* This error is the report of a write-behind failure that came in meanwhile. */
+		pthread_mutex_lock(&l->lock);
+		l->behind_failed = 0;
+		pthread_mutex_unlock(&l->lock);
+		return reply.arg;
+	}
+	return reply.arg > (int32_t)length ? (ssize_t)length : reply.arg;
+}

@@ -1,0 +1,66 @@
+/*
+ * The shim's connection to the daemon (proto/shim-frames.md): frames out under one lock, a reader
+ * thread that takes the replies in order and wakes the waiting caller, and the write-behind window.
+ *
+ * One caller thread (the FUSE session loop) is assumed: at most one request waits for its reply
+ * at a time, behind any number of write-behind WRITEs.
+ */
+#ifndef TAPEPROXY_DAEMON_LINK_H
+#define TAPEPROXY_DAEMON_LINK_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct daemon_link;
+
+struct link_reply {
+	int32_t arg;      /* >= 0 result, -errno */
+	uint16_t flags;   /* FRAME_EARLY_WARNING ... */
+	uint32_t length;  /* payload bytes */
+	uint8_t *payload; /* NULL when empty; release with link_reply_free */
+};
+
+/* Called once from the reader thread when the connection is lost (not after link_close). */
+typedef void (*link_lost_fn)(void *ctx);
+
+/*
+ * Connects to the daemon's socket. window: WRITE replies that may be outstanding for write-behind
+ * (0 turns write-behind off). stop: when it becomes nonzero, waits give up with -EIO (a signal
+ * asked the shim to exit). Returns NULL with errno set on failure.
+ */
+struct daemon_link *link_connect(const char *path, unsigned window, const volatile sig_atomic_t *stop,
+				 link_lost_fn on_lost, void *ctx);
+void link_close(struct daemon_link *l);
+
+/*
+ * A request that waits for its reply: first waits for every write-behind reply, then fails with
+ * -EIO without sending anything if the connection is lost or a write-behind WRITE failed (that
+ * failure is then cleared). Returns 0 with *reply filled (its arg may be -errno), or -EIO.
+ */
+int link_call(struct daemon_link *l, uint16_t type, uint16_t flags, int32_t arg, const void *payload,
+	      size_t length, struct link_reply *reply);
+
+/* Waits for every write-behind reply. 0, or -EIO if the connection is lost. */
+int link_drain(struct daemon_link *l);
+
+/* -EIO, once, if a write-behind WRITE failed (or always, once the connection is lost); else 0. */
+int link_take_failure(struct daemon_link *l);
+
+/* Whether a WRITE may be acknowledged now and sent WRITE_BEHIND (the spec's three conditions). */
+int link_behind_ok(struct daemon_link *l);
+
+/* Sends a WRITE flagged WRITE_BEHIND (plus flags) without waiting. 0 or -EIO. */
+int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, size_t length);
+
+/*
+ * One record, as write(2) sees it: -EIO if a write-behind failed (once); write-behind when
+ * may_behind and link_behind_ok (returns length at once); else a WRITE with flags, sent at once,
+ * that waits for its reply. Returns bytes written or -errno.
+ */
+ssize_t link_write(struct daemon_link *l, uint16_t flags, const void *record, size_t length, int may_behind);
+
+void link_reply_free(struct link_reply *r);
+
+#endif

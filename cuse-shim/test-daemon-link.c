@@ -1,0 +1,257 @@
+/*
+ * Unit tests of the daemon link against a fake daemon thread on a real Unix socket: replies in
+ * order, the write-behind window, early warning, a failed write-behind, a lost connection.
+ */
+#define _GNU_SOURCE
+#include "daemon-link.h"
+#include "test-support.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int lost_calls;
+static void on_lost(void *ctx)
+{
+	(void)ctx;
+	lost_calls++;
+}
+
+static const uint8_t record[10240];
+
+static void test_round_trips(void)
+{
+	struct fake f;
+	fake_start(&f, all_ok, 1 << 30);
+	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
+	fake_accept(&f);
+	CHECK(l != NULL);
+	struct link_reply r;
+	CHECK(link_call(l, FRAME_OPEN, 0, 02 | 04000, NULL, 0, &r) == 0 && r.arg == 0 && r.length == 0);
+	CHECK(link_call(l, FRAME_MTIOCGET, 0, 0, NULL, 0, &r) == 0 && r.arg == 0 && r.length == MTGET_WIRE_BYTES);
+	link_reply_free(&r);
+	/* A READ of 1 MiB: the payload arrives whole. */
+	CHECK(link_call(l, FRAME_READ, 0, 1 << 20, NULL, 0, &r) == 0);
+	CHECK(r.arg == 1 << 20 && r.length == 1 << 20 && r.payload[0] == 0xab && r.payload[(1 << 20) - 1] == 0xab);
+	link_reply_free(&r);
+	/* A WRITE of 4 MiB: more than the socket holds, so sendmsg writes it in parts. */
+	uint8_t *big = malloc(4 << 20);
+	memset(big, 7, 4 << 20);
+	CHECK(link_call(l, FRAME_WRITE, 0, 0, big, 4 << 20, &r) == 0 && r.arg == 4 << 20);
+	free(big);
+	CHECK(link_call(l, FRAME_WRITE, 0, 0, NULL, FRAME_MAX_PAYLOAD + 1, &r) == -EINVAL);
+	CHECK(f.req[0].type == FRAME_OPEN && f.req[0].arg == (02 | 04000));
+	CHECK(f.req[2].type == FRAME_READ && f.req[2].arg == 1 << 20);
+	CHECK(f.req[3].length == 4u << 20);
+	CHECK(f.req[1].id != f.req[0].id && f.req[2].id != f.req[1].id);
+	link_close(l);
+	fake_stop(&f);
+	CHECK(lost_calls == 0);
+}
+
+struct write_job {
+	struct daemon_link *l;
+	size_t length;
+	ssize_t result;
+};
+
+static void *write_in_thread(void *arg)
+{
+	struct write_job *job = arg;
+	job->result = link_write(job->l, 0, record, job->length, 1);
+	return NULL;
+}
+
+static void test_window(void)
+{
+	struct fake f;
+	fake_start(&f, all_ok, 0);
+	struct daemon_link *l = link_connect(f.path, 4, NULL, on_lost, NULL);
+	fake_accept(&f);
+	/* The daemon answers nothing yet: four writes are acknowledged at once. */
+	for (int i = 0; i < 4; i++)
+		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	fake_wait_seen(&f, 4);
+	for (int i = 0; i < 4; i++)
+		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND);
+	CHECK(!link_behind_ok(l));
+	/* The fifth is sent without the flag and waits for its reply. */
+	struct write_job job = {.l = l, .length = 100};
+	pthread_t t;
+	pthread_create(&t, NULL, write_in_thread, &job);
+	fake_wait_seen(&f, 5);
+	CHECK(f.req[4].type == FRAME_WRITE && f.req[4].flags == 0 && f.req[4].length == 100);
+	fake_allow(&f, 5);
+	pthread_join(t, NULL);
+	CHECK(job.result == 100);
+	CHECK(link_behind_ok(l));
+	link_close(l);
+	fake_stop(&f);
+}
+
+static int ew_from;
+static void early_warning(const struct frame_header *req, int n, int32_t *arg, uint16_t *flags)
+{
+	all_ok(req, n, arg, flags);
+	if (req->type == FRAME_OPEN) {
+		ew_from = 1 << 30;
+		return;
+	}
+	if (n == 3)
+		ew_from = n;
+	if (n >= ew_from) {
+		*flags = FRAME_EARLY_WARNING;
+		if (req->type == FRAME_WRITE && !(req->flags & FRAME_WRITE_BEHIND) && n > ew_from)
+			*arg = -ENOSPC;
+	}
+}
+
+static void test_early_warning(void)
+{
+	struct fake f;
+	ew_from = 1 << 30;
+	fake_start(&f, early_warning, 1 << 30);
+	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
+	fake_accept(&f);
+	struct link_reply r;
+	CHECK(link_call(l, FRAME_OPEN, 0, 1, NULL, 0, &r) == 0);
+	/* Requests 1-3; the reply to request 3 crosses early warning. */
+	for (int i = 0; i < 3; i++)
+		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	CHECK(link_drain(l) == 0);
+	CHECK(!link_behind_ok(l));
+	/* The next write waits and gets the daemon's ENOSPC. */
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == -ENOSPC);
+	CHECK(f.req[4].flags == 0);
+	CHECK(!link_behind_ok(l));
+	/* A new open starts over. */
+	CHECK(link_call(l, FRAME_CLOSE, 0, 0, NULL, 0, &r) == 0);
+	CHECK(!link_behind_ok(l));
+	CHECK(link_call(l, FRAME_OPEN, 0, 1, NULL, 0, &r) == 0);
+	CHECK(link_behind_ok(l));
+	link_close(l);
+	fake_stop(&f);
+}
+
+static void second_write_fails(const struct frame_header *req, int n, int32_t *arg, uint16_t *flags)
+{
+	all_ok(req, n, arg, flags);
+	if (n == 1)
+		*arg = -EIO;
+}
+
+static void test_behind_failure(void)
+{
+	struct fake f;
+	fake_start(&f, second_write_fails, 1 << 30);
+	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
+	fake_accept(&f);
+	struct link_reply r;
+	for (int i = 0; i < 3; i++)
+		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	/* The next operation, whatever it is, gets EIO and is not sent. */
+	CHECK(link_call(l, FRAME_MTIOCGET, 0, 0, NULL, 0, &r) == -EIO);
+	CHECK(fake_seen(&f) == 3);
+	/* Once. */
+	CHECK(link_call(l, FRAME_MTIOCGET, 0, 0, NULL, 0, &r) == 0 && r.arg == 0);
+	link_reply_free(&r);
+	CHECK(link_behind_ok(l));
+
+	/* Then writes go behind again. */
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	CHECK(link_drain(l) == 0);
+	CHECK(link_take_failure(l) == 0);
+	link_close(l);
+	fake_stop(&f);
+}
+
+static void test_behind_failure_then_write(void)
+{
+	struct fake f;
+	fake_start(&f, second_write_fails, 1 << 30);
+	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
+	fake_accept(&f);
+	for (int i = 0; i < 2; i++)
+		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	CHECK(link_drain(l) == 0);
+	CHECK(!link_behind_ok(l));
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == -EIO);
+	CHECK(fake_seen(&f) == 2);
+	CHECK(link_behind_ok(l));
+	link_close(l);
+	fake_stop(&f);
+}
+
+static void test_lost(void)
+{
+	struct fake f;
+	fprintf(stderr, "test-daemon-link: a lost connection and a reply out of order; their messages are expected:\n");
+	int before = lost_calls;
+	fake_start(&f, all_ok, 0);
+	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
+	fake_accept(&f);
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	fake_wait_seen(&f, 1);
+	fake_hang_up(&f);
+	struct link_reply r;
+	CHECK(link_call(l, FRAME_MTIOCGET, 0, 0, NULL, 0, &r) == -EIO);
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == -EIO);
+	CHECK(link_call(l, FRAME_CLOSE, 0, 0, NULL, 0, &r) == -EIO);
+	CHECK(!link_behind_ok(l));
+	link_close(l);
+	fake_stop(&f);
+	CHECK(lost_calls == before + 1);
+}
+
+static void test_reply_out_of_order(void)
+{
+	struct fake f;
+	int before = lost_calls;
+	fake_start(&f, all_ok, 1 << 30);
+	f.bad_id = 1;
+	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
+	fake_accept(&f);
+	struct link_reply r;
+	CHECK(link_call(l, FRAME_OPEN, 0, 0, NULL, 0, &r) == -EIO);
+	link_close(l);
+	fake_stop(&f);
+	CHECK(lost_calls == before + 1);
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void test_stop_while_waiting(void)
+{
+	struct fake f;
+	fake_start(&f, all_ok, 0);
+	stop_flag = 1; /* as if SIGTERM came while the daemon takes its time */
+	struct daemon_link *l = link_connect(f.path, 32, &stop_flag, on_lost, NULL);
+	fake_accept(&f);
+	struct link_reply r;
+	CHECK(link_call(l, FRAME_READ, 0, 10, NULL, 0, &r) == -EIO);
+	link_close(l);
+	fake_stop(&f);
+	stop_flag = 0;
+}
+
+int main(void)
+{
+	test_round_trips();
+	test_window();
+	test_early_warning();
+	test_behind_failure();
+	test_behind_failure_then_write();
+	test_lost();
+	test_reply_out_of_order();
+	test_stop_while_waiting();
+	if (failures) {
+		fprintf(stderr, "test-daemon-link: %d check(s) failed\n", failures);
+		return 1;
+	}
+	printf("test-daemon-link: all passed\n");
+	return 0;
+}

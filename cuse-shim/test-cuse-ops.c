@@ -440,10 +440,5 @@ int main(void)
 	test_read_one_chunk();
 	test_oversize();
 	test_ioctl_sizes();
-	if (failures) {
-		fprintf(stderr, "test-cuse-ops: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test-cuse-ops: all passed\n");
-	return 0;
+	return test_result("test-cuse-ops");
 }

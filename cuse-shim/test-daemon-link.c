@@ -248,10 +248,5 @@ int main(void)
 	test_lost();
 	test_reply_out_of_order();
 	test_stop_while_waiting();
-	if (failures) {
-		fprintf(stderr, "test-daemon-link: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test-daemon-link: all passed\n");
-	return 0;
+	return test_result("test-daemon-link");
 }

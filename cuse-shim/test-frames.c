@@ -6,19 +6,12 @@
 
 #include <errno.h>
 #include <stdio.h>
+
+#include "test-check.h"
 #include <string.h>
 #include <sys/mtio.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: %s: FAILED %s\n", __FILE__, __LINE__,  \
-				__func__, #cond);                                      \
-			failures++;                                                    \
-		}                                                                      \
-	} while (0)
+int failures;
 
 _Static_assert(sizeof(struct mtop) == MTOP_WIRE_BYTES, "struct mtop is 8 bytes on x86_64");
 _Static_assert(sizeof(struct mtget) == MTGET_WIRE_BYTES, "struct mtget is 48 bytes on x86_64");
@@ -97,10 +90,5 @@ int main(void)
 	test_mtop();
 	test_mtget();
 	test_mtpos();
-	if (failures) {
-		fprintf(stderr, "test-frames: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test-frames: all passed\n");
-	return 0;
+	return test_result("test-frames");
 }

@@ -5,19 +5,12 @@
 
 #include <errno.h>
 #include <stdio.h>
+
+#include "test-check.h"
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: %s: FAILED %s\n", __FILE__, __LINE__,  \
-				__func__, #cond);                                      \
-			failures++;                                                    \
-		}                                                                      \
-	} while (0)
+int failures;
 
 #define KiB 1024
 #define MiB (1024 * 1024)
@@ -233,10 +226,5 @@ int main(void)
 	test_then_other_op();
 	test_out_of_order();
 	test_oversize();
-	if (failures) {
-		fprintf(stderr, "test-record-assembler: %d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("test-record-assembler: all passed\n");
-	return 0;
+	return test_result("test-record-assembler");
 }

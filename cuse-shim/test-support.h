@@ -6,20 +6,11 @@
 #define TAPEPROXY_TEST_SUPPORT_H
 
 #include "frames.h"
+#include "test-check.h"
 
 #include <pthread.h>
 #include <stdio.h>
 
-extern int failures;
-
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "%s:%d: %s: FAILED %s\n", __FILE__, __LINE__,  \
-				__func__, #cond);                                      \
-			failures++;                                                    \
-		}                                                                      \
-	} while (0)
 
 #define MAX_SEEN 256
 

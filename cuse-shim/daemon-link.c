@@ -255,6 +255,9 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* Room for a window of large records in the socket. */
+#define SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
+
 struct daemon_link *link_connect(const char *path, unsigned window, const volatile sig_atomic_t *stop,
 				 link_lost_fn on_lost, void *ctx)
 {
@@ -277,6 +280,13 @@ struct daemon_link *link_connect(const char *path, unsigned window, const volati
 		errno = e;
 		return NULL;
 	}
+	/*
+	 * A window of records must fit in the socket, or every write-behind send blocks until the
+	 * daemon drains the last one (prototype figures in shared/DESIGN.md section 7). Best effort:
+	 * the kernel caps it at net.core.wmem_max.
+	 */
+	int sndbuf = SOCKET_BUFFER_BYTES;
+	(void)setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	l->window = window;
 	l->stop = stop;
 	l->on_lost = on_lost;

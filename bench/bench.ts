@@ -3,7 +3,7 @@
  * this machine, sinks on a tmpfs (issue "Performance"). Prints a table and the ratios and writes
  * bench/results/latest.json. Not part of the test suite: figures, not pass/fail.
  *
- *   npm run bench [-- --runs 5 --sizes 10240,65536,262144,1048576 --mib 1024 --long]
+ *   npm run bench [-- --runs 5 --sizes 10240,65536,262144,1048576 --mib 1024 --only Cdd,Bfile --long]
  */
 import { execa } from 'execa';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,11 +18,13 @@ const { values: opts } = parseArgs({
     sizes: { type: 'string', default: '10240,65536,262144,1048576' },
     mib: { type: 'string', default: '1024' },
     long: { type: 'boolean', default: false },
+    only: { type: 'string', default: '' },
   },
 });
 const RUNS = Number(opts.runs);
 const SIZES = opts.sizes.split(',').map(Number);
 const BYTES = Number(opts.mib) * 2 ** 20;
+const ONLY = opts.only ? opts.only.split(',') : [];
 const root = packageRoot();
 const CLI = join(root, 'dist', 'client', 'tapeproxy.js');
 
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
           },
         };
         for (const [name, run] of Object.entries(contenders)) {
+          if (ONLY.length > 0 && !ONLY.includes(name)) continue;
           await run(); // warm-up: files exist, buffers touched (steady state)
           const times: number[] = [];
           for (let i = 0; i < RUNS; i++) {

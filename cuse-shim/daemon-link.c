@@ -18,6 +18,7 @@
 
 struct outstanding {
 	uint32_t id;
+	uint32_t bytes; /* of a write-behind record */
 	uint16_t type;
 	uint8_t behind;
 };
@@ -38,6 +39,8 @@ struct daemon_link {
 	struct outstanding *queue; /* requests sent, replies not yet received, oldest first */
 	size_t queue_cap, queue_head, queue_count;
 	unsigned behind; /* write-behind WRITEs without a reply yet */
+	size_t behind_bytes; /* and their bytes */
+	size_t window_bytes;
 	int early_warning;
 	int behind_failed;
 	int lost;
@@ -78,7 +81,7 @@ static int wait_tick(struct daemon_link *l)
 	return 0;
 }
 
-static int enqueue(struct daemon_link *l, uint16_t type, int behind, uint32_t *id)
+static int enqueue(struct daemon_link *l, uint16_t type, int behind, uint32_t bytes, uint32_t *id)
 {
 	if (l->queue_count == l->queue_cap) {
 		size_t cap = l->queue_cap ? l->queue_cap * 2 : 64;
@@ -94,10 +97,12 @@ static int enqueue(struct daemon_link *l, uint16_t type, int behind, uint32_t *i
 	}
 	*id = l->next_id++;
 	l->queue[(l->queue_head + l->queue_count) % l->queue_cap] =
-		(struct outstanding){.id = *id, .type = type, .behind = (uint8_t)behind};
+		(struct outstanding){.id = *id, .bytes = behind ? bytes : 0, .type = type, .behind = (uint8_t)behind};
 	l->queue_count++;
-	if (behind)
+	if (behind) {
 		l->behind++;
+		l->behind_bytes += bytes;
+	}
 	return 0;
 }
 
@@ -183,6 +188,7 @@ static int take_reply(struct daemon_link *l, const struct frame_header *h, uint8
 
 	if (o.behind) {
 		l->behind--;
+		l->behind_bytes -= o.bytes;
 		if (h->arg < 0)
 			l->behind_failed = 1;
 		free(payload);
@@ -288,6 +294,7 @@ struct daemon_link *link_connect(const char *path, unsigned window, const volati
 	int sndbuf = SOCKET_BUFFER_BYTES;
 	(void)setsockopt(l->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	l->window = window;
+	l->window_bytes = SIZE_MAX;
 	l->stop = stop;
 	l->on_lost = on_lost;
 	l->ctx = ctx;
@@ -384,7 +391,7 @@ static int call(struct daemon_link *l, uint16_t type, uint16_t flags, int32_t ar
 		r = -EIO;
 	}
 	if (!r)
-		r = enqueue(l, type, 0, &id);
+		r = enqueue(l, type, 0, 0, &id);
 	if (r) {
 		pthread_mutex_unlock(&l->lock);
 		return r;
@@ -418,12 +425,25 @@ int link_call(struct daemon_link *l, uint16_t type, uint16_t flags, int32_t arg,
 	return call(l, type, flags, arg, payload, length, reply, 1);
 }
 
-int link_behind_ok(struct daemon_link *l)
+void link_set_window_bytes(struct daemon_link *l, size_t bytes)
 {
 	pthread_mutex_lock(&l->lock);
-	int ok = !l->lost && !l->behind_failed && !l->early_warning && l->behind < l->window;
+	l->window_bytes = bytes;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static int behind_fits(struct daemon_link *l, size_t length)
+{
+	pthread_mutex_lock(&l->lock);
+	int ok = !l->lost && !l->behind_failed && !l->early_warning && l->behind < l->window &&
+		 l->behind_bytes + length <= l->window_bytes;
 	pthread_mutex_unlock(&l->lock);
 	return ok;
+}
+
+int link_behind_ok(struct daemon_link *l)
+{
+	return behind_fits(l, 0);
 }
 
 int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, size_t length)
@@ -432,7 +452,7 @@ int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, 
 	if (length > FRAME_MAX_PAYLOAD)
 		return -EINVAL;
 	pthread_mutex_lock(&l->lock);
-	int r = l->lost ? -EIO : enqueue(l, FRAME_WRITE, 1, &id);
+	int r = l->lost ? -EIO : enqueue(l, FRAME_WRITE, 1, (uint32_t)length, &id);
 	pthread_mutex_unlock(&l->lock);
 	if (r)
 		return r;
@@ -446,7 +466,7 @@ ssize_t link_write(struct daemon_link *l, uint16_t flags, const void *record, si
 	int r = link_take_failure(l);
 	if (r)
 		return r;
-	if (may_behind && link_behind_ok(l)) {
+	if (may_behind && behind_fits(l, length)) {
 		r = link_send_behind(l, flags, record, length);
 		return r ? r : (ssize_t)length;
 	}

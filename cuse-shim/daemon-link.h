@@ -51,6 +51,13 @@ int link_take_failure(struct daemon_link *l);
 /* Whether a WRITE may be acknowledged now and sent WRITE_BEHIND (the spec's three conditions). */
 int link_behind_ok(struct daemon_link *l);
 
+/*
+ * Bounds the bytes of write-behind records in flight (default: unbounded). The daemon passes less
+ * than the smallest early-warning zone of the drive's copies, so every record acknowledged early
+ * still fits before the physical end of every copy.
+ */
+void link_set_window_bytes(struct daemon_link *l, size_t bytes);
+
 /* Sends a WRITE flagged WRITE_BEHIND (plus flags) without waiting. 0 or -EIO. */
 int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, size_t length);
 

@@ -48,6 +48,7 @@ struct options {
 	const char *fuse_path;
 	const char *cuse_name;
 	unsigned window;
+	size_t window_bytes;
 	size_t max_record;
 	mode_t mode;
 	gid_t gid;
@@ -720,6 +721,8 @@ static void usage(FILE *out)
 		"  --fuse FILE         mount the drive on the regular file FILE (created if missing)\n"
 		"  --cuse NAME         create the character device /dev/NAME\n"
 		"  --window N          write-behind WRITE replies outstanding at most (default 32, 0: off)\n"
+		"  --window-bytes N    and their bytes at most (default unbounded; the daemon passes less\n"
+		"                      than the smallest early-warning zone of its copies)\n"
 		"  --max-record BYTES  largest record, K/M suffixes allowed (default 1M, at most 64M)\n"
 		"  --mode OCTAL        mode of the file or device node (default 0660)\n"
 		"  --group GROUP       group of the file or device node (default tape if it exists, else root)\n"
@@ -760,6 +763,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},   {"fuse", required_argument, NULL, 'f'},
 		{"cuse", required_argument, NULL, 'c'},     {"window", required_argument, NULL, 'w'},
+		{"window-bytes", required_argument, NULL, 'W'},
 		{"max-record", required_argument, NULL, 'r'}, {"mode", required_argument, NULL, 'm'},
 		{"group", required_argument, NULL, 'g'},    {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -768,7 +772,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	char *end;
 	int c;
 
-	*opt = (struct options){.window = 32, .max_record = 1024 * 1024, .mode = 0660};
+	*opt = (struct options){.window = 32, .window_bytes = SIZE_MAX, .max_record = 1024 * 1024, .mode = 0660};
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -788,6 +792,16 @@ static int parse_options(int argc, char **argv, struct options *opt)
 				return -1;
 			}
 			opt->window = (unsigned)v;
+			break;
+		}
+		case 'W': {
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg || *optarg == '-' || v == 0) {
+				fprintf(stderr, "tapeproxy-shim: --window-bytes %s: expected a positive number of bytes\n", optarg);
+				return -1;
+			}
+			opt->window_bytes = (size_t)v;
 			break;
 		}
 		case 'r':
@@ -862,6 +876,8 @@ int main(int argc, char **argv)
 	install_signals();
 
 	g.link = link_connect(g.opt.socket, g.opt.window, &g.stop, on_lost, NULL);
+	if (g.link)
+		link_set_window_bytes(g.link, g.opt.window_bytes);
 	if (!g.link) {
 		fprintf(stderr, "tapeproxy-shim: connecting to %s: %s\n", g.opt.socket, strerror(errno));
 		return 1;

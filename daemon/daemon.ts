@@ -12,6 +12,19 @@ import { sinkFromUri } from './sinks/sink-uri.js';
 /** Write-behind records a shim may have in flight (proto/shim-frames.md). */
 const SHIM_WINDOW = 32;
 
+/** Write-behind bytes a shim may have in flight when no copy has a capacity. */
+const SHIM_WINDOW_BYTES = 32 * 2 ** 20;
+
+/**
+ * Half the smallest early-warning zone (the rest covers SIMH framing and a margin), so whatever the
+ * shim acknowledged before the drive reached early warning fits on every copy (DESIGN.md
+ * invariant 4). A zone smaller than a record means the shim waits for every such record.
+ */
+export function shimWindowBytes(earlyWarningZone: number | undefined): number {
+  if (earlyWarningZone === undefined) return SHIM_WINDOW_BYTES;
+  return Math.max(1, Math.min(SHIM_WINDOW_BYTES, Math.floor(earlyWarningZone / 2)));
+}
+
 /** Room in a gRPC message for the fields around a record. */
 const MESSAGE_OVERHEAD = 64 * 1024;
 
@@ -41,7 +54,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     await drive.start();
     drives.set(d.name, { drive, mirror });
     log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
-    if (d.device) frontEnds.push(await startShim(d, drive, config.runtimeDir, log));
+    if (d.device) frontEnds.push(await startShim(d, drive, mirror, config.runtimeDir, log));
   }
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
   const { server, address } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log);
@@ -69,7 +82,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
 }
 
 /** A kernel-facing device for the drive: its socket, then the shim that serves the device. */
-async function startShim(d: DriveConfig, drive: PseudoDrive, runtimeDir: string, log: Logger) {
+async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, runtimeDir: string, log: Logger) {
   const endpoint = new ShimEndpoint(join(runtimeDir, `${d.name}.sock`), drive, log);
   await endpoint.listen();
   const supervisor = new ShimSupervisor(
@@ -80,6 +93,7 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, runtimeDir: string,
       mode: d.deviceMode,
       group: d.deviceGroup,
       window: SHIM_WINDOW,
+      windowBytes: shimWindowBytes(mirror.earlyWarningZone()),
       maxRecord: d.maxRecord,
     },
     log,

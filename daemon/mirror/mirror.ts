@@ -42,6 +42,19 @@ export class Mirror implements Medium {
     return this.sinks.some((s) => s.earlyWarning);
   }
 
+  /**
+   * The smallest early-warning zone among the copies (bytes between early warning and the physical
+   * end), or undefined if no copy has a capacity. Records acknowledged to a writer before the drive
+   * reports early warning must fit in it.
+   */
+  earlyWarningZone(): number | undefined {
+    const zones = this.sinks
+      .map((s) => s.status())
+      .filter((st) => st.capacity !== undefined && st.earlyWarningAt !== undefined)
+      .map((st) => st.capacity! - st.earlyWarningAt!);
+    return zones.length > 0 ? Math.min(...zones) : undefined;
+  }
+
   async loadNext(): Promise<void> {
     const volume = this.volumeNo + 1;
     const loaded = await Promise.all(this.sinks.map((s) => s.load(volume)));

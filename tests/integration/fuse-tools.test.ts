@@ -7,7 +7,7 @@ import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cli, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
@@ -111,6 +111,23 @@ describe('dd on the FUSE file', () => {
     const short = await execa('dd', [`if=${dev}`, 'of=/dev/null', 'bs=5k', 'count=1'], { reject: false });
     expect(short.exitCode).not.toBe(0);
     expect(short.stderr).toContain('Cannot allocate memory');
+  });
+});
+
+describe('write-behind at early warning', () => {
+  it('every record dd was told was written is on the copy, however small the early-warning zone', async () => {
+    // A 512 KiB zone is smaller than 32 records of 32 KiB in flight: the shim's byte window must hold.
+    const dev = await fuseDrive([`file:${dir.path}/a-%v.tap?capacity=4M&early-warning=512K`]);
+    const r = await execa('dd', [`of=${dev}`, 'bs=32k', 'count=200', 'iflag=fullblock', 'conv=notrunc'], {
+      input: randomBytes(200 * 32768),
+      reject: false,
+    });
+    expect(r.stderr).toContain('No space left on device');
+    const out = Number(/(\d+)\+0 records out/.exec(r.stderr)![1]);
+    await daemon!.stop();
+    daemon = undefined;
+    const images = await imageObjects(join(dir.path, 'a-1.tap'));
+    expect(images.filter((o) => o !== null).length).toBe(out);
   });
 });
 

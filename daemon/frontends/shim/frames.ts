@@ -83,35 +83,23 @@ export class FrameDecoder {
 
   private peek(n: number): Buffer {
     const first = this.pending[0]!;
-    return first.length >= n ? first.subarray(0, n) : this.gather(n, false);
+    if (first.length >= n) return first.subarray(0, n);
+    return Buffer.concat(this.pending, this.pendingBytes).subarray(0, n);
   }
 
   private take(n: number): Buffer {
-    this.pendingBytes -= n;
     const first = this.pending[0]!;
-    if (first.length > n) {
-      this.pending[0] = first.subarray(n);
-      return first.subarray(0, n);
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+    } else {
+      const all = Buffer.concat(this.pending, this.pendingBytes);
+      out = all.subarray(0, n);
+      this.pending = all.length > n ? [all.subarray(n)] : [];
     }
-    if (first.length === n) return this.pending.shift()!;
-    return this.gather(n, true);
-  }
-
-  /** The first n pending bytes as one buffer (one copy of just those bytes), consuming them or not. */
-  private gather(n: number, consume: boolean): Buffer {
-    const parts: Buffer[] = [];
-    let i = 0;
-    for (let need = n; need > 0; i++) {
-      const chunk = this.pending[i]!;
-      parts.push(chunk.length > need ? chunk.subarray(0, need) : chunk);
-      need -= Math.min(chunk.length, need);
-    }
-    const out = Buffer.concat(parts, n);
-    if (consume) {
-      const last = this.pending[i - 1]!;
-      const used = parts[parts.length - 1]!.length;
-      this.pending.splice(0, i, ...(used < last.length ? [last.subarray(used)] : []));
-    }
+    this.pendingBytes -= n;
     return out;
   }
 }

@@ -16,6 +16,8 @@ export interface ShimOptions {
   mode: string;
   group?: string;
   window: number;
+  /** Bytes of write-behind records in flight at most: less than the smallest early-warning zone. */
+  windowBytes: number;
   maxRecord: number;
 }
 
@@ -55,6 +57,7 @@ export class ShimSupervisor {
       '--mode', options.mode,
       ...(options.group ? ['--group', options.group] : []),
       '--window', String(options.window),
+      '--window-bytes', String(options.windowBytes),
       '--max-record', String(options.maxRecord),
     ];
     const started = Date.now();

@@ -46,6 +46,6 @@ function formatDrive(d: DriveInfo): string {
   return lines.join('\n');
 }
 
-export function unary<T>(call: (cb: (err: Error | null, value?: T) => void) => void): Promise<T> {
+function unary<T>(call: (cb: (err: Error | null, value?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value as T))));
 }

@@ -4,9 +4,11 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { DriveConfig } from '../../config/config.js';
 import { packageRoot } from '../../package-root.js';
 
-export type ShimDevice = { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
+/** The kernel-facing device a drive's config asks for. */
+export type ShimDevice = NonNullable<DriveConfig['device']>;
 
 export interface ShimOptions {
   drive: string;

@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # simh: mtdump, which the tests use to check that images are valid SIMH tapes
 # gcc, make, pkg-config, libfuse3-dev: the C shim's build; fuse3: FUSE mounts at run time;
 # valgrind: the shim's C unit tests also run under it
-# tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d), mt-st: the real tools the tests drive
-PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st)
+# tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d), mt-st: the real tools the tests drive;
+# procps (pgrep) for finding the shim; mbuffer: the benchmark's peer
+PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

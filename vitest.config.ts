@@ -6,9 +6,11 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // Integration tests start daemons and write images; two cores: no more than two at once.
-    maxWorkers: 2,
-    minWorkers: 1,
+    // One test file at a time: the integration tests drive real tools, FUSE mounts and loop devices,
+    // and restore once asked for a volume 3 that does not exist when the dump test ran beside the
+    // FUSE tests (2 of 16 parallel runs, never in 20 runs alone); until that is understood they do
+    // not share the machine. Tests inside a file still run in order.
+    fileParallelism: false,
     reporters: ['default'],
     passWithNoTests: false,
   },

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { RSH, withTerminal } from '../support/tools.js';
 import { hashTree, makeTree } from '../support/trees.js';
@@ -24,6 +24,12 @@ afterEach(async () => {
 async function loopDevice(image: string): Promise<string> {
   const { stdout } = await execa('losetup', ['--find', '--show', '--read-only', image]);
   cleanups.push(() => execa('losetup', ['-d', stdout]));
+  return stdout;
+}
+
+/** One line per volume image: its files and records. */
+async function describeImages(): Promise<string> {
+  const { stdout } = await execa('sh', ['-c', `for f in ${dir.path}/*.tap; do echo "$f: $(node ${CLI} image ls $f | head -1)"; done`], { reject: false });
   return stdout;
 }
 
@@ -63,7 +69,11 @@ it('dump -0 across a volume change; restore -r and restore -C from each copy alo
     daemon = await serve();
     const out = join(dir.path, `restore-${copy}`);
     await mkdir(out);
-    await withTerminal(['restore', '-r', '-f', 'localhost:/dev/pnst0'], { cwd: out, env: env(), answers });
+    await withTerminal(['restore', '-r', '-f', 'localhost:/dev/pnst0'], { cwd: out, env: env(), answers }).catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}\n${await describeImages()}`); // what the copies hold, for diagnosis
+      },
+    );
     const restored = await hashTree(out);
     delete restored['lost+found/'];
     delete restored['restoresymtable'];

@@ -49,7 +49,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const drives = new Map<string, ServedDrive>();
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   for (const d of config.drives) {
-    const mirror = new Mirror(d.sinks.map(sinkFromUri), { window: d.window });
+    const mirror = new Mirror(d.sinks.map(sinkFromUri), {
+      window: d.window,
+      minCopies: d.minCopies,
+      onCopyFailed: (sink, error, dropped) =>
+        dropped
+          ? log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: set aside, the backup goes on with the other copies')
+          : log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: the writer gets the error'),
+    });
     const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload });
     await drive.start();
     drives.set(d.name, { drive, mirror });

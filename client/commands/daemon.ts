@@ -13,6 +13,7 @@ interface Args {
   listen?: string;
   'max-record'?: string;
   window?: string;
+  'min-copies'?: number;
   autoload?: boolean;
   fuse?: string;
   cuse?: string;
@@ -32,6 +33,10 @@ export const daemonCommand = {
       .option('listen', { type: 'string', describe: `gRPC address (default ${DEFAULTS.listen}; port 0 picks one)` })
       .option('max-record', { type: 'string', describe: `largest record (default ${DEFAULTS.maxRecord})` })
       .option('window', { type: 'string', describe: `write-behind bytes per copy (default ${DEFAULTS.window})` })
+      .option('min-copies', {
+        type: 'number',
+        describe: 'copies that must stay healthy; a failed copy beyond them is set aside and the backup goes on (default: every sink)',
+      })
       .option('autoload', { type: 'boolean', describe: 'load the next volume unattended at logical EOT (default on)' })
       .option('fuse', { type: 'string', describe: 'serve --drive as this file, a FUSE mount (kernels without CUSE)' })
       .option('cuse', { type: 'string', describe: 'serve --drive as the character device /dev/NAME (default NAME: the drive name)' })
@@ -82,6 +87,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
           sinks: args.sink,
           'max-record': args['max-record'],
           window: args.window,
+          'min-copies': args['min-copies'],
           autoload: args.autoload,
           fuse: args.fuse,
           cuse: args.cuse === undefined ? undefined : args.cuse || true,

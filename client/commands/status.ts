@@ -40,7 +40,8 @@ function formatDrive(d: DriveInfo): string {
     const cap = k.capacity !== undefined ? ` of ${formatSize(k.capacity)} (early warning at ${formatSize(k.earlyWarningAt ?? 0)})` : '';
     lines.push(
       `  ${k.name}: volume ${k.volume}, ${k.used} bytes used${cap}, ${k.recordsWritten} records written` +
-        `${k.earlyWarning ? ', EARLY WARNING' : ''}${k.failure ? `, FAILED: ${k.failure}` : ''}`,
+        `${k.earlyWarning ? ', EARLY WARNING' : ''}${k.failure ? `, FAILED at object ${k.position}: ${k.failure}` : ''}` +
+        `${k.setAside ? ' (set aside; the drive goes on with the other copies)' : ''}`,
     );
   }
   return lines.join('\n');

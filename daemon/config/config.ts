@@ -39,6 +39,7 @@ const DriveSchema = z
     sinks: z.array(z.string()).min(1, 'a drive needs at least one sink'),
     'max-record': size.default(parseSize(DEFAULTS.maxRecord)),
     window: size.default(parseSize(DEFAULTS.window)),
+    'min-copies': z.number().int().min(1).optional(),
     autoload: z.boolean().default(DEFAULTS.autoload),
     fuse: z.string().min(1).optional(),
     cuse: z.union([z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a device name such as pnst0'), z.literal(true)]).optional(),
@@ -61,6 +62,8 @@ export interface DriveConfig {
   sinks: string[];
   maxRecord: number;
   window: number;
+  /** Copies that must stay healthy for the writer to go on (default: every sink). */
+  minCopies: number;
   autoload: boolean;
   /** Kernel-facing front end through cuse-shim: a FUSE file, or a CUSE device /dev/NAME. */
   device?: { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
@@ -95,6 +98,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       sinks: d.sinks,
       maxRecord: d['max-record'],
       window: d.window,
+      minCopies: d['min-copies'] ?? d.sinks.length,
       autoload: d.autoload,
       ...(d.fuse && { device: { kind: 'fuse' as const, path: d.fuse } }),
       ...(d.cuse && { device: { kind: 'cuse' as const, name: d.cuse === true ? d.name : d.cuse } }),
@@ -111,6 +115,9 @@ export function validateConfig(raw: unknown): DaemonConfig {
     }
     if (drive.device?.kind === 'fuse' && drive.maxRecord > FUSE_MAX_RECORD) {
       throw new ConfigError(`drives[${i}].max-record: a FUSE file carries records of at most 1M (its max_write)`);
+    }
+    if (drive.minCopies > drive.sinks.length) {
+      throw new ConfigError(`drives[${i}].min-copies: ${drive.minCopies} is more than the drive's ${drive.sinks.length} sinks`);
     }
     if (drive.window < drive.maxRecord) {
       throw new ConfigError(`drives[${i}].window: must hold at least one record of max-record bytes`);

@@ -5,25 +5,50 @@ import type { Sink } from '../sinks/sink.js';
 export interface MirrorOptions {
   /** Bytes each copy may have queued before the writer waits (write-behind window). */
   window: number;
+  /**
+   * Copies that must stay healthy (default: all). A failed copy beyond that is set aside and the
+   * backup goes on with the others; otherwise its failure reaches the writer.
+   */
+  minCopies?: number;
+  /** Told once per failed copy, whether it was set aside (`dropped`) or failed the writer. */
+  onCopyFailed?: (sink: Sink, error: Error, dropped: boolean) => void;
 }
 
 /**
  * The tape as the drive sees it: every record and filemark goes to every copy in order, each copy
  * with a bounded write-behind queue; reads and spacing use the first copy, and the other copies are
  * moved to the same object before anything is written to them. Volumes change on all copies
- * together.
+ * together. A copy that fails is either the writer's error or, when the policy allows fewer
+ * copies, set aside for the rest of the session (its status keeps the failure and last position).
  */
 export class Mirror implements Medium {
   private volumeNo = 0;
   private isLoaded = false;
   private protectedCartridge = false;
   private pos = 0;
+  private readonly minCopies: number;
+  /** Copies set aside after a failure, in the order they failed. */
+  private readonly dropped = new Set<Sink>();
+  private readonly reported = new Set<Sink>();
 
   constructor(
     readonly sinks: readonly Sink[],
     private readonly options: MirrorOptions,
   ) {
     if (sinks.length === 0) throw new Error('a drive needs at least one sink');
+    this.minCopies = options.minCopies ?? sinks.length;
+    if (this.minCopies < 1 || this.minCopies > sinks.length) {
+      throw new Error(`min-copies must be between 1 and the number of sinks (${sinks.length})`);
+    }
+  }
+
+  /** The copies still written to. */
+  get active(): readonly Sink[] {
+    return this.dropped.size === 0 ? this.sinks : this.sinks.filter((s) => !this.dropped.has(s));
+  }
+
+  isDropped(sink: Sink): boolean {
+    return this.dropped.has(sink);
   }
 
   get loaded(): boolean {
@@ -39,7 +64,7 @@ export class Mirror implements Medium {
     return this.pos;
   }
   get pastEarlyWarning(): boolean {
-    return this.sinks.some((s) => s.earlyWarning);
+    return this.active.some((s) => s.earlyWarning);
   }
 
   /**
@@ -48,7 +73,7 @@ export class Mirror implements Medium {
    * reports early warning must fit in it.
    */
   earlyWarningZone(): number | undefined {
-    const zones = this.sinks
+    const zones = this.active
       .map((s) => s.status())
       .filter((st) => st.capacity !== undefined && st.earlyWarningAt !== undefined)
       .map((st) => st.capacity! - st.earlyWarningAt!);
@@ -57,7 +82,7 @@ export class Mirror implements Medium {
 
   async loadNext(): Promise<void> {
     const volume = this.volumeNo + 1;
-    const loaded = await Promise.all(this.sinks.map((s) => s.load(volume)));
+    const loaded = await Promise.all(this.active.map((s) => s.load(volume)));
     this.volumeNo = volume;
     this.protectedCartridge = loaded.some((l) => l.writeProtected);
     this.pos = 0;
@@ -66,8 +91,7 @@ export class Mirror implements Medium {
 
   async unload(): Promise<void> {
     this.isLoaded = false;
-    const results = await Promise.allSettled(this.sinks.map((s) => s.unload()));
-    throwFirst(results);
+    this.settle(this.active, await Promise.allSettled(this.active.map((s) => s.unload())));
   }
 
   async hasNextVolume(): Promise<boolean> {
@@ -78,14 +102,14 @@ export class Mirror implements Medium {
     this.throwIfFailed();
     await this.alignAll(); // room depends on where each copy will write
     let outcome: WriteOutcome = 'ok';
-    for (const sink of this.sinks) {
+    for (const sink of this.active) {
       const room = sink.room(record.length);
       if (room === 'full') {
         throw tapeError('ENOSPC', `${sink.name}: physical end of volume ${this.volumeNo}`);
       }
       if (room === 'early-warning') outcome = 'early-warning';
     }
-    for (const sink of this.sinks) sink.write(record);
+    for (const sink of this.active) sink.write(record);
     this.pos++;
     await this.applyBackPressure();
     return outcome;
@@ -94,7 +118,7 @@ export class Mirror implements Medium {
   async writeFilemarks(count: number): Promise<void> {
     this.throwIfFailed();
     await this.alignAll();
-    for (const sink of this.sinks) sink.writeFilemarks(count);
+    for (const sink of this.active) sink.writeFilemarks(count);
     this.pos += count;
     await this.applyBackPressure();
   }
@@ -129,7 +153,7 @@ export class Mirror implements Medium {
   async erase(): Promise<void> {
     this.throwIfFailed();
     await this.alignAll();
-    for (const sink of this.sinks) sink.erase();
+    for (const sink of this.active) sink.erase();
   }
 
   async atEndOfData(): Promise<boolean> {
@@ -137,16 +161,19 @@ export class Mirror implements Medium {
   }
 
   async sync(): Promise<void> {
-    throwFirst(await Promise.allSettled(this.sinks.map((s) => s.sync())));
+    const sinks = this.active;
+    this.settle(sinks, await Promise.allSettled(sinks.map((s) => s.sync())));
   }
 
   async close(): Promise<void> {
-    throwFirst(await Promise.allSettled(this.sinks.map((s) => s.close())));
+    const results = await Promise.allSettled(this.sinks.map((s) => s.close()));
+    const failure = results.find((r, i) => r.status === 'rejected' && !this.dropped.has(this.sinks[i]!));
+    if (failure) throw asEio((failure as PromiseRejectedResult).reason as Error);
   }
 
-  /** Reads and spacing use the first copy. */
+  /** Reads and spacing use the first healthy copy. */
   private get reader(): Sink {
-    return this.sinks[0]!;
+    return this.active[0]!;
   }
 
   /** Crosses `count` objects of `kind` forward; a filemark stops a record space after it. */
@@ -174,31 +201,43 @@ export class Mirror implements Medium {
   }
 
   private async alignAll(): Promise<void> {
-    for (const sink of this.sinks) {
+    for (const sink of this.active) {
       if (sink.position !== this.pos) await sink.locate(this.pos);
     }
   }
 
   private async applyBackPressure(): Promise<void> {
-    for (const sink of this.sinks) {
+    for (const sink of this.active) {
       if (sink.queuedBytes > this.options.window) await sink.drain(this.options.window);
     }
     this.throwIfFailed();
   }
 
   private throwIfFailed(): void {
-    for (const sink of this.sinks) {
-      if (sink.failure) throw asEio(sink.failure);
+    for (const sink of this.active) {
+      if (sink.failure) this.copyFailed(sink, sink.failure);
     }
+  }
+
+  /** Applies the policy to the copies whose operation failed. */
+  private settle(sinks: readonly Sink[], results: PromiseSettledResult<unknown>[]): void {
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') this.copyFailed(sinks[i]!, r.reason as Error);
+    });
+  }
+
+  /** Sets the copy aside if enough others remain; otherwise its failure is the writer's. */
+  private copyFailed(sink: Sink, error: Error): void {
+    const allowed = this.active.length - 1 >= this.minCopies;
+    if (!this.reported.has(sink)) {
+      this.reported.add(sink);
+      this.options.onCopyFailed?.(sink, error, allowed);
+    }
+    if (!allowed) throw asEio(error.message.includes(sink.name) ? error : new Error(`${sink.name}: ${error.message}`));
+    this.dropped.add(sink);
   }
 }
 
 function asEio(error: Error): TapeError {
   return error instanceof TapeError ? error : tapeError('EIO', error.message);
-}
-
-function throwFirst(results: PromiseSettledResult<unknown>[]): void {
-  for (const r of results) {
-    if (r.status === 'rejected') throw asEio(r.reason as Error);
-  }
 }

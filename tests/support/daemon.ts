@@ -18,6 +18,8 @@ export interface RunningDaemon {
   pid: number;
   session(drive: string, options: OpenOptions): Promise<DriveSession>;
   status(drive: string): Promise<DriveInfo>;
+  /** Everything the daemon logged so far (pino JSON lines). */
+  log(): string;
   /** Peak resident memory of the daemon so far (VmHWM), in bytes. */
   peakRss(): Promise<number>;
   stop(): Promise<void>;
@@ -27,9 +29,11 @@ export interface RunningDaemon {
 export async function startDaemon(args: string[]): Promise<RunningDaemon> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const proc = execa('node', [CLI, 'daemon', ...args, '--listen', '127.0.0.1:0'], { reject: false, stderr: 'inherit' });
+  const logged: string[] = [];
   const address = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
+      logged.push(line);
       const entry = parseJson(line);
       if (entry?.msg === 'listening' && entry.address) resolve(entry.address);
     });
@@ -40,6 +44,7 @@ export async function startDaemon(args: string[]): Promise<RunningDaemon> {
     address,
     pid: proc.pid!,
     session: (drive, options) => DriveSession.open(client, drive, options),
+    log: () => logged.join('\n'),
     status: (drive) =>
       new Promise((resolve, reject) => client.driveStatus({ drive }, (err, info) => (err ? reject(err) : resolve(info!)))),
     async peakRss() {

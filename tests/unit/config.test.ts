@@ -127,7 +127,7 @@ describe('validateConfig', () => {
     expect(validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'] }] })).toEqual({
       listen: '127.0.0.1:7070',
       runtimeDir: '/run/tapeproxy', // as root, which the tests run as
-      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: true, ...NO_DEVICE }],
+      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, autoload: true, ...NO_DEVICE }],
     });
     expect(DEFAULTS).toEqual({
       listen: '127.0.0.1:7070',
@@ -168,6 +168,7 @@ describe('validateConfig', () => {
       sinks: ['mem:', `file:${tmp.path}/a-%v.tap?capacity=10G`],
       maxRecord: 256 * K,
       window: M,
+      minCopies: 2,
       autoload: false,
       ...NO_DEVICE,
     });
@@ -189,6 +190,12 @@ describe('validateConfig', () => {
         'drives[0]: Unrecognized key: "extra"',
       ].join('\n'),
     );
+  });
+
+  it('min-copies is a whole number from 1 to the number of sinks', () => {
+    expect(validateConfig({ drives: [{ name: 'a', sinks: ['mem:a', 'mem:b'], 'min-copies': 1 }] }).drives[0]?.minCopies).toBe(1);
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:a', 'mem:b'], 'min-copies': 3 }] }, "drives[0].min-copies: 3 is more than the drive's 2 sinks");
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], 'min-copies': 0 }] }, 'drives[0].min-copies: Too small: expected number to be >=1');
   });
 
   it('rejects a duplicate drive name at the second drive', () => {
@@ -251,10 +258,11 @@ describe('loadConfigFile', () => {
           sinks: [`file:${tmp.path}/pnst0-%v.tap?capacity=18T&early-warning=20G`, 'mem:spare'],
           maxRecord: 256 * K,
           window: 16 * M,
+          minCopies: 2,
           autoload: true,
           ...NO_DEVICE,
         },
-        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, autoload: false, ...NO_DEVICE },
+        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, autoload: false, ...NO_DEVICE },
       ],
     });
   });

@@ -14,7 +14,7 @@ export interface ServedDrive {
 export function driveInfo({ drive, mirror }: ServedDrive): DriveInfo {
   const sinks = mirror.sinks.map((s) => {
     const { failure, ...status } = s.status();
-    return { ...status, failure: failure ?? '' };
+    return { ...status, failure: failure ?? '', setAside: mirror.isDropped(s) };
   });
   return { name: drive.name, state: drive.state(), sinks };
 }

@@ -16,6 +16,7 @@ it('the example config in deploy/ is valid and means what its comments say', asy
         ],
         maxRecord: 1 << 20,
         window: 16 << 20,
+        minCopies: 2,
         autoload: true,
         deviceMode: '0660',
         deviceGroup: 'tape',

@@ -6,6 +6,7 @@ import { TapeError } from '../daemon/drive/tape-error.js';
 import { SinkUriError } from '../daemon/sinks/sink-uri.js';
 import { UsageError } from './cli-error.js';
 import { daemonCommand } from './commands/daemon.js';
+import { devicesCommand } from './commands/devices.js';
 import { imageCommand } from './commands/image.js';
 import { mtCommand, serverOption } from './commands/mt.js';
 import { readCommand } from './commands/read.js';
@@ -29,6 +30,7 @@ try {
     .command(writeCommand)
     .command(readCommand)
     .command(imageCommand)
+    .command(devicesCommand)
     .command(rmtCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()

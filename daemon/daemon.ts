@@ -49,7 +49,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const drives = new Map<string, ServedDrive>();
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   for (const d of config.drives) {
-    const mirror = new Mirror(d.sinks.map(sinkFromUri), {
+    const sinkLog = (message: string, fields: Record<string, unknown>) => log.info({ drive: d.name, ...fields }, message);
+    const mirror = new Mirror(d.sinks.map((uri) => sinkFromUri(uri, sinkLog)), {
       window: d.window,
       minCopies: d.minCopies,
       onCopyFailed: (sink, error, dropped) =>

@@ -2,7 +2,11 @@ import { parseSize } from '../config/size.js';
 import { Capacity } from './capacity.js';
 import { FileSink } from './file-sink.js';
 import { MemorySink } from './memory-sink.js';
+import { NstSink } from './nst-sink.js';
 import type { Sink } from './sink.js';
+
+/** How a sink tells the daemon's log what it waits for (cartridges, changers). */
+export type SinkLog = (message: string, fields: Record<string, unknown>) => void;
 
 /** A sink URI that could not be understood; the message says what to write instead. */
 export class SinkUriError extends Error {
@@ -14,7 +18,7 @@ export class SinkUriError extends Error {
 
 interface SinkType {
   params: Record<string, string>;
-  make(target: string, params: URLSearchParams, uri: string): Sink;
+  make(target: string, params: URLSearchParams, uri: string, log?: SinkLog): Sink;
 }
 
 const capacityParams = {
@@ -41,6 +45,30 @@ const SINK_TYPES: Record<string, SinkType> = {
       });
     },
   },
+  nst: {
+    params: {
+      'block-size': 'fixed block size in bytes; 0 (default) is variable block mode, one write per record',
+      'max-record': 'largest record read back (default 1M)',
+      changer: 'command (sh -c) that loads the next cartridge, %d the device, %v the volume; without it an operator loads it',
+      'load-timeout': 'seconds to wait for a cartridge (default 3600)',
+      readonly: 'open the drive read-only (reading and verifying only)',
+    },
+    make(target, params, uri, log) {
+      if (!target.startsWith('/dev/')) throw new SinkUriError(uri, 'a tape device is needed, as in nst:/dev/nst0');
+      if (/\/st\d+$/.test(target)) throw new SinkUriError(uri, `use the non-rewinding device (${target.replace(/\/st(\d+)$/, '/nst$1')})`);
+      const timeout = params.get('load-timeout') ?? '3600';
+      if (!/^\d+$/.test(timeout)) throw new SinkUriError(uri, `load-timeout must be whole seconds, not '${timeout}'`);
+      return new NstSink({
+        device: target,
+        blockSize: optionalSize(params, 'block-size', uri) ?? 0,
+        maxRecord: optionalSize(params, 'max-record', uri) ?? 2 ** 20,
+        changer: params.get('changer') ?? undefined,
+        loadTimeoutMs: Number(timeout) * 1000,
+        readonly: flag(params, 'readonly', false, uri),
+        ...(log && { log }),
+      });
+    },
+  },
   mem: {
     params: capacityParams,
     make(target, params, uri) {
@@ -57,7 +85,7 @@ export const SINK_URI_HELP = Object.entries(SINK_TYPES)
  * Builds a sink from its URI: `TYPE:TARGET?param=value&flag`, for example
  * `file:/srv/tapes/a-%v.tap?capacity=18T&early-warning=20G`.
  */
-export function sinkFromUri(uri: string): Sink {
+export function sinkFromUri(uri: string, log?: SinkLog): Sink {
   const colon = uri.indexOf(':');
   const type = colon < 0 ? '' : uri.slice(0, colon);
   const kind = SINK_TYPES[type];
@@ -73,7 +101,7 @@ export function sinkFromUri(uri: string): Sink {
       throw new SinkUriError(uri, `unknown parameter '${key}' for ${type}:; known: ${Object.keys(kind.params).join(', ')}`);
     }
   }
-  return kind.make(target, params, uri);
+  return kind.make(target, params, uri, log);
 }
 
 function capacityFrom(params: URLSearchParams, uri: string): Capacity {

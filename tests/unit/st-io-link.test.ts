@@ -3,11 +3,12 @@
  * file, /dev/full, a missing path). Its behaviour on a real st drive is tested in the kernel rig
  * (tests/kernel/).
  */
+import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { afterEach, expect, it } from 'vitest';
-import { StIoFlag, StIoLink, StIoOp } from '../../daemon/sinks/st-io-link.js';
+import { StIoFlag, StIoLink, StIoOp, stIoBinary } from '../../daemon/sinks/st-io-link.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const { ENOSPC, ECANCELED, ENOTTY } = constants.errno;
@@ -56,4 +57,35 @@ it('reads a record and reports ioctl errors by errno', async () => {
 it('a drive that cannot be opened fails every request with the reason', async () => {
   link = new StIoLink(join(dir.path, 'nst9'), false);
   await expect(link.request(StIoOp.GET)).rejects.toThrow(/tape helper for .*nst9: tapeproxy-st-io: cannot open .*No such file or directory/);
+});
+
+it('the helper has no leaks or memory errors under valgrind (writes, a read, errors, a bad op)', async () => {
+  const path = join(dir.path, 'drive');
+  await writeFile(path, '');
+  const request = (op: number, a = 0, payload = Buffer.alloc(0)) => {
+    const header = Buffer.alloc(16);
+    header.writeUInt32LE(op, 0);
+    header.writeUInt32LE(payload.length, 4);
+    header.writeInt32LE(a, 8);
+    return Buffer.concat([header, payload]);
+  };
+  const input = Buffer.concat([
+    request(StIoOp.WRITE, 0, Buffer.alloc(300_000, 7)),
+    request(StIoOp.WRITE, 0, Buffer.alloc(10240, 8)),
+    request(StIoOp.READ, 1 << 20),
+    request(StIoOp.GET),
+    request(StIoOp.POS),
+    request(StIoOp.RESET),
+    request(99),
+  ]);
+  const r = await execa('valgrind', ['--quiet', '--leak-check=full', '--errors-for-leak-kinds=all', '--error-exitcode=99', stIoBinary(), path], {
+    input,
+    encoding: 'buffer',
+    reject: false,
+  });
+  expect(Buffer.from(r.stderr).toString()).toBe('');
+  expect(r.exitCode).toBe(0);
+  // Seven replies of 24 bytes; the read found the end of the file (no payload).
+  expect(r.stdout.length).toBe(7 * 24);
+  expect((await readFile(path)).length).toBe(310_240);
 });

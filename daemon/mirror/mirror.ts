@@ -68,15 +68,12 @@ export class Mirror implements Medium {
   }
 
   /**
-   * The smallest early-warning zone among the copies (bytes between early warning and the physical
-   * end), or undefined if no copy has a capacity. Records acknowledged to a writer before the drive
-   * reports early warning must fit in it.
+   * The smallest early-warning zone among the copies (bytes a copy still takes after it reports
+   * early warning), or undefined if no copy knows its own. Records acknowledged to a writer before
+   * the drive reports early warning must fit in it.
    */
   earlyWarningZone(): number | undefined {
-    const zones = this.active
-      .map((s) => s.status())
-      .filter((st) => st.capacity !== undefined && st.earlyWarningAt !== undefined)
-      .map((st) => st.capacity! - st.earlyWarningAt!);
+    const zones = this.active.map((s) => s.earlyWarningZone).filter((z): z is number => z !== undefined);
     return zones.length > 0 ? Math.min(...zones) : undefined;
   }
 
@@ -208,7 +205,8 @@ export class Mirror implements Medium {
 
   private async applyBackPressure(): Promise<void> {
     for (const sink of this.active) {
-      if (sink.queuedBytes > this.options.window) await sink.drain(this.options.window);
+      const limit = queueLimit(sink, this.options.window);
+      if (sink.queuedBytes > limit) await sink.drain(limit);
     }
     this.throwIfFailed();
   }
@@ -236,6 +234,15 @@ export class Mirror implements Medium {
     if (!allowed) throw asEio(error.message.includes(sink.name) ? error : new Error(`${sink.name}: ${error.message}`));
     this.dropped.add(sink);
   }
+}
+
+/**
+ * A copy queues at most half its early-warning zone: a real tape learns of early warning only when
+ * the queued records reach it, and the other half is for what the shim acknowledged.
+ */
+function queueLimit(sink: Sink, window: number): number {
+  const zone = sink.earlyWarningZone;
+  return zone === undefined ? window : Math.min(window, Math.max(1, Math.floor(zone / 2)));
 }
 
 function asEio(error: Error): TapeError {

@@ -68,6 +68,9 @@ export class FileSink implements Sink {
   get queuedBytes(): number {
     return this.queue.bytes;
   }
+  get earlyWarningZone(): number | undefined {
+    return this.options.capacity.capacity === undefined ? undefined : this.options.capacity.earlyWarningZone;
+  }
   get failure(): Error | undefined {
     return this.queue.failure;
   }

@@ -30,6 +30,9 @@ export class MemorySink implements Sink {
     this.name = `mem:${label}`;
   }
 
+  get earlyWarningZone(): number | undefined {
+    return this.capacity.capacity === undefined ? undefined : this.capacity.earlyWarningZone;
+  }
   get position(): number {
     return this.pos;
   }

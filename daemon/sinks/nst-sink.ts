@@ -18,6 +18,8 @@ export interface NstSinkOptions {
   device: string;
   /** 0: variable block mode (one write = one record); else the fixed block size. */
   blockSize: number;
+  /** What the drive takes after early warning, if the user knows it: it bounds the records in flight. */
+  earlyWarningZone?: number;
   /** Largest record read back. */
   maxRecord: number;
   /** Run (sh -c) to put the next cartridge in; %d is the device, %v the volume number. */
@@ -72,6 +74,9 @@ export class NstSink implements Sink {
   }
   get failure(): Error | undefined {
     return this.failed;
+  }
+  get earlyWarningZone(): number | undefined {
+    return this.options.earlyWarningZone;
   }
 
   async load(volume: number): Promise<{ writeProtected: boolean }> {

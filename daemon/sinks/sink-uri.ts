@@ -47,6 +47,7 @@ const SINK_TYPES: Record<string, SinkType> = {
   },
   nst: {
     params: {
+      'early-warning': "the drive's early-warning zone (what it takes past early warning), to bound the records in flight",
       'block-size': 'fixed block size in bytes; 0 (default) is variable block mode, one write per record',
       'max-record': 'largest record read back (default 1M)',
       changer: 'command (sh -c) that loads the next cartridge, %d the device, %v the volume; without it an operator loads it',
@@ -61,6 +62,7 @@ const SINK_TYPES: Record<string, SinkType> = {
       return new NstSink({
         device: target,
         blockSize: optionalSize(params, 'block-size', uri) ?? 0,
+        earlyWarningZone: optionalSize(params, 'early-warning', uri),
         maxRecord: optionalSize(params, 'max-record', uri) ?? 2 ** 20,
         changer: params.get('changer') ?? undefined,
         loadTimeoutMs: Number(timeout) * 1000,

@@ -30,6 +30,11 @@ export interface Sink {
   readonly position: number;
   readonly earlyWarning: boolean;
   readonly queuedBytes: number;
+  /**
+   * Bytes this copy still takes after it reports early warning, when known. What the writer had
+   * acknowledged before the drive reported early warning must fit in it.
+   */
+  readonly earlyWarningZone: number | undefined;
   /** The first write error; sticky until the next load. */
   readonly failure: Error | undefined;
 

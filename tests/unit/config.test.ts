@@ -84,8 +84,8 @@ describe('sinkFromUri', () => {
   });
 
   it('names the known types for an unknown type', () => {
-    expectUriError('tape:/dev/nst0', "sink 'tape:/dev/nst0': unknown sink type 'tape'; known types: file, mem");
-    expectUriError('/srv/a.tap', "sink '/srv/a.tap': unknown sink type ''; known types: file, mem");
+    expectUriError('tape:/dev/nst0', "sink 'tape:/dev/nst0': unknown sink type 'tape'; known types: file, nst, mem");
+    expectUriError('/srv/a.tap', "sink '/srv/a.tap': unknown sink type ''; known types: file, nst, mem");
   });
 
   it('names the known parameters for an unknown parameter', () => {
@@ -114,6 +114,15 @@ describe('sinkFromUri', () => {
       'file:/a.tap?capacity=lots',
       "sink 'file:/a.tap?capacity=lots': capacity: invalid size 'lots': expected a number with an optional K, M, G or T suffix",
     );
+  });
+
+  it('builds an nst sink lazily (the drive is opened at load) and checks its parameters', () => {
+    const sink = sinkFromUri('nst:/dev/nst7?early-warning=64M&changer=mtx+-f+/dev/sg3+next');
+    expect(sink.name).toBe('nst:/dev/nst7');
+    expect(sink.earlyWarningZone).toBe(64 * M);
+    expectUriError('nst:tape0', "sink 'nst:tape0': a tape device is needed, as in nst:/dev/nst0");
+    expectUriError('nst:/dev/st0', "sink 'nst:/dev/st0': use the non-rewinding device (/dev/nst0)");
+    expectUriError('nst:/dev/nst0?load-timeout=1h', "sink 'nst:/dev/nst0?load-timeout=1h': load-timeout must be whole seconds, not '1h'");
   });
 
   it('rejects a flag that is not a boolean', () => {
@@ -226,7 +235,7 @@ describe('validateConfig', () => {
       { drives: [{ name: 'a', sinks: ['mem:'] }, { name: 'b', sinks: ['mem:', 'file:/a.tap?capacity=1G&early-warning=1G'] }] },
       "drives[1].sinks[1]: sink 'file:/a.tap?capacity=1G&early-warning=1G': early-warning must be smaller than capacity",
     );
-    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:', 'nfs:/x'] }] }, "drives[0].sinks[1]: sink 'nfs:/x': unknown sink type 'nfs'; known types: file, mem");
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:', 'nfs:/x'] }] }, "drives[0].sinks[1]: sink 'nfs:/x': unknown sink type 'nfs'; known types: file, nst, mem");
   });
 });
 

@@ -21,6 +21,7 @@ enum frame_type {
 	FRAME_MTIOCPOS = 6,
 	FRAME_CLOSE = 7,
 	FRAME_WRITE_CHECK = 8,
+	FRAME_FLUSH = 9,
 };
 
 /* Request flags. */

@@ -194,10 +194,9 @@ static void op_open(fuse_req_t req, struct fuse_file_info *fi)
 
 /*
  * Every close(2) of any descriptor of this open, dup'd or inherited ones included (dd and shell
- * redirections close a duplicate right after open; dump's slave processes share the tape). st
- * does nothing then unless it is the last reference, which FUSE does not tell: so a close(2) is
- * a sync point after writes (MTNOP: every copy has every record, write-behind failures reported),
- * and the drive is closed at release, after the last one.
+ * redirections close a duplicate right after open; dump's slave processes share the tape). After
+ * writes it is st's close-time work (FLUSH: the filemark and a sync point, whose errors close(2)
+ * returns, as st_flush does); the drive is closed at release, after the last one.
  */
 static void op_flush(fuse_req_t req, struct fuse_file_info *fi)
 {
@@ -210,11 +209,8 @@ static void op_flush(fuse_req_t req, struct fuse_file_info *fi)
 		if (!e)
 			e = link_take_failure(g.link);
 		if (!e) {
-			struct mtop nop = {.mt_op = MTNOP, .mt_count = 1};
-			uint8_t wire[MTOP_WIRE_BYTES];
 			struct link_reply r;
-			mtop_encode(&nop, wire);
-			e = link_call(g.link, FRAME_MTIOCTOP, 0, 0, wire, sizeof(wire), &r);
+			e = link_call(g.link, FRAME_FLUSH, 0, 0, NULL, 0, &r);
 			if (!e && r.arg < 0)
 				e = -reply_errno(r.arg);
 			link_reply_free(&r);

@@ -99,6 +99,10 @@ export class DriveHandle {
   position(): Promise<number> {
     return this.run(() => this.drive.mtpos());
   }
+  /** A close(2) that may not be the last one of this open (FUSE/CUSE flush): see PseudoDrive.flush. */
+  flush(): Promise<void> {
+    return this.run(() => this.drive.flush());
+  }
   close(): Promise<void> {
     return this.run(() => this.drive.close(this));
   }
@@ -124,6 +128,8 @@ export class PseudoDrive {
   private readAhead: Buffer | undefined;
   /** Set when the next blocking open must load the next volume (autoload). */
   private changeVolumeOnOpen = false;
+  /** The filemark a flush wrote, and the state before it, while a later write may take it back. */
+  private flushFilemark: { position: number; fileno: number; blkno: number; eof: Eof; changeVolumeOnOpen: boolean } | undefined;
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -198,6 +204,7 @@ export class PseudoDrive {
     if (mode.checked) this.checkSize(data.length);
     else this.checkWrite(handle, data.length, { behind: mode.behind });
     if (this.rw === 'reading') this.readAhead = undefined;
+    await this.takeBackFlushFilemark();
     this.rw = 'writing';
 
     const size = this.blockSize || data.length;
@@ -250,6 +257,7 @@ export class PseudoDrive {
   }
 
   async read(maxBytes: number): Promise<Buffer> {
+    this.flushFilemark = undefined;
     this.requireMedium();
     if (maxBytes === 0) return Buffer.alloc(0);
     if (this.rw === 'writing') await this.medium.sync();
@@ -336,6 +344,7 @@ export class PseudoDrive {
   }
 
   async ioctl(handle: DriveHandle, op: number, count: number): Promise<void> {
+    this.flushFilemark = undefined;
     if (!this.medium.loaded && !OPS_WITHOUT_MEDIUM.has(op)) {
       throw tapeError('ENOMEDIUM', `no volume in drive ${this.name} for ${mtOpName(op)}`);
     }
@@ -479,13 +488,48 @@ export class PseudoDrive {
   }
 
   /** st_flush + st_release (st.c L1340-1448). */
+  /**
+   * st's close-time work at a close(2) through FUSE/CUSE, which does not say whether it is the last
+   * descriptor of the open (st_flush checks that): after writes, the filemark and a sync point, so
+   * the writer's close(2) gets their errors. If another descriptor of the open writes again, the
+   * filemark was not st's to write: the next write takes it back (see takeBackFlushFilemark).
+   */
+  async flush(): Promise<void> {
+    if (!this.medium.loaded) return;
+    if (this.rw === 'writing') {
+      const before = { position: this.medium.position, fileno: this.fileno, blkno: this.blkno, eof: this.eof, changeVolumeOnOpen: this.changeVolumeOnOpen };
+      this.rw = 'idle';
+      await this.closingFilemark();
+      this.flushFilemark = { ...before, position: before.position + 1 };
+    }
+    await this.medium.sync();
+  }
+
+  /** A write right after a flush's filemark, from another descriptor: back over it, as if unwritten. */
+  private async takeBackFlushFilemark(): Promise<void> {
+    const mark = this.flushFilemark;
+    this.flushFilemark = undefined;
+    if (!mark || this.medium.position !== mark.position) return;
+    await this.medium.locate(mark.position - 1);
+    this.fileno = mark.fileno;
+    this.blkno = mark.blkno;
+    this.eof = mark.eof;
+    this.changeVolumeOnOpen = mark.changeVolumeOnOpen;
+  }
+
+  /** The filemark st writes when a writer closes. */
+  private async closingFilemark(): Promise<void> {
+    await this.writeFilemarks(1);
+    this.eof = Eof.FM;
+    if (this.medium.pastEarlyWarning) this.changeVolumeOnOpen = true;
+  }
+
   async close(handle: DriveHandle): Promise<void> {
     let failure: unknown;
+    this.flushFilemark = undefined;
     try {
       if (this.rw === 'writing' && this.medium.loaded) {
-        await this.writeFilemarks(1);
-        this.eof = Eof.FM;
-        if (this.medium.pastEarlyWarning) this.changeVolumeOnOpen = true;
+        await this.closingFilemark();
       } else if (this.rw === 'reading' && this.medium.loaded) {
         if (this.eof === Eof.FM_HIT) {
           await this.medium.spaceFilemarks(-1); // BSD semantics: back over the unreported filemark

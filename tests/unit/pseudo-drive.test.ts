@@ -90,6 +90,40 @@ describe('records and filemarks', () => {
     expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 2, 'FM', 3, 'FM']);
   });
 
+  it('a close(2) through FUSE/CUSE (flush) after writes writes the filemark and syncs; the last close adds none', async () => {
+    const { drive, sinks } = await memoryDrive();
+    const fd = await drive.open({ access: 'write' });
+    await fd.write(record(REC, 1));
+    await fd.flush();
+    expect(await pos(fd)).toEqual([1, 0]);
+    expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 'FM']);
+    await fd.flush(); // another descriptor of the same open, nothing written since
+    await fd.close();
+    expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 'FM']);
+  });
+
+  it('a write after a flush (another descriptor of the open) takes the flush filemark back', async () => {
+    const { drive, sinks } = await memoryDrive();
+    const fd = await drive.open({ access: 'write' });
+    await fd.write(record(REC, 1));
+    await fd.flush();
+    await fd.write(record(REC, 2));
+    expect(await pos(fd)).toEqual([0, 2]);
+    await fd.close();
+    expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 2, 'FM']);
+  });
+
+  it('a filemark written on purpose after a flush stays', async () => {
+    const { drive, sinks } = await memoryDrive();
+    const fd = await drive.open({ access: 'write' });
+    await fd.write(record(REC, 1));
+    await fd.flush();
+    await fd.ioctl(MtOp.MTWEOF, 1);
+    await fd.write(record(REC, 2));
+    await fd.close();
+    expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 'FM', 'FM', 2, 'FM']);
+  });
+
   it('writing in the middle of the tape discards everything after it', async () => {
     const { drive, sinks } = await memoryDrive();
     await writeFiles(drive, [[1, 2], [3, 4], [5]]);

@@ -15,6 +15,7 @@ export const FrameType = {
   MTIOCPOS: 6,
   CLOSE: 7,
   WRITE_CHECK: 8,
+  FLUSH: 9,
 } as const;
 
 export const RequestFlag = { WRITE_BEHIND: 0x1, CHECKED: 0x2 } as const;

@@ -60,6 +60,9 @@ export function serveShimConnection(socket: Socket, drive: PseudoDrive, log: Log
         pos.writeBigInt64LE(BigInt(await h.position()));
         return { arg: 0, payload: pos };
       }
+      case FrameType.FLUSH:
+        await h.flush();
+        return { arg: 0 };
       case FrameType.CLOSE:
         handle = undefined;
         await h.close();

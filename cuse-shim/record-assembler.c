@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ra_init(struct record_assembler *ra, size_t max_record, size_t chunk)
+void ra_init(struct record_assembler *ra, size_t max_record)
 {
 	memset(ra, 0, sizeof(*ra));
 	ra->max = max_record;
-	ra->chunk = chunk;
 }
 
 void ra_free(struct record_assembler *ra)
@@ -31,7 +30,7 @@ static int reserve(struct record_assembler *ra, size_t need)
 {
 	if (need <= ra->cap)
 		return 0;
-	size_t cap = ra->cap ? ra->cap : ra->chunk;
+	size_t cap = ra->cap ? ra->cap : CUSE_CHUNK;
 	while (cap < need)
 		cap *= 2;
 	if (cap > ra->max)
@@ -75,7 +74,7 @@ int ra_feed(struct record_assembler *ra, off_t offset, const void *data, size_t 
 	if (len)
 		memcpy(ra->buf + ra->len, data, len);
 	ra->len += len;
-	if (len < ra->chunk) {
+	if (!cuse_chunk_may_continue(offset, len)) {
 		ra->active = 0;
 		ra->complete = 1;
 		return RA_COMPLETE;

@@ -1,8 +1,9 @@
 /*
  * Reassembles tape records from CUSE write chunks (reference sections 5 and 6): the kernel cuts a
- * write(2) into requests of at most CUSE_CHUNK bytes at offsets 0, CUSE_CHUNK, ..., restarting at 0
- * for each syscall. A record ends on a short chunk, or, for an exact multiple of the chunk size,
- * when the next operation arrives (ra_flush). Pure logic: no FUSE, no socket.
+ * write(2) into requests of at most 32 pages of the writer's buffer, at offsets restarting at 0 for
+ * each syscall. A record ends on a chunk that cannot have been cut (cuse_chunk_may_continue), or,
+ * when it could have been, when the next operation arrives (ra_flush). Pure logic: no FUSE, no
+ * socket.
  */
 #ifndef TAPEPROXY_RECORD_ASSEMBLER_H
 #define TAPEPROXY_RECORD_ASSEMBLER_H
@@ -12,6 +13,19 @@
 #include <sys/types.h>
 
 #define CUSE_CHUNK 131072
+#define CUSE_PAGE 4096
+
+/*
+ * Whether the kernel may send more chunks of the same read(2) or write(2) after this one.
+ * fuse_get_user_pages takes at most 32 pages of the user's buffer per request, so a chunk is cut
+ * where the 32nd page ends: the first one, from a buffer that starts o bytes into a page, is
+ * CUSE_CHUNK - o bytes long (o = 16 for a malloc'd buffer gives 131056), and every later one starts
+ * on a page boundary and is CUSE_CHUNK long. A shorter chunk is the syscall's last.
+ */
+static inline int cuse_chunk_may_continue(off_t offset, size_t len)
+{
+	return offset == 0 ? len > CUSE_CHUNK - CUSE_PAGE : len == CUSE_CHUNK;
+}
 
 enum ra_result {
 	RA_ACCEPTED = 0, /* the chunk is held; the record goes on */
@@ -24,13 +38,12 @@ struct record_assembler {
 	size_t len;
 	size_t cap;
 	size_t max;
-	size_t chunk;
 	int active;   /* chunks of a record are held */
 	int failed;   /* this syscall's record went over the maximum: its later chunks fail too */
 	int complete; /* buf holds a record handed out, dropped at the next call */
 };
 
-void ra_init(struct record_assembler *ra, size_t max_record, size_t chunk);
+void ra_init(struct record_assembler *ra, size_t max_record);
 void ra_free(struct record_assembler *ra);
 
 /*
@@ -40,7 +53,7 @@ void ra_free(struct record_assembler *ra);
  */
 int ra_feed(struct record_assembler *ra, off_t offset, const void *data, size_t len);
 
-/* Another operation arrived: RA_COMPLETE if a record of whole chunks was pending, else RA_NONE. */
+/* Another operation arrived: RA_COMPLETE if a record was pending, else RA_NONE. */
 int ra_flush(struct record_assembler *ra);
 
 /* Whether chunks of a record are held (the next operation completes it). */

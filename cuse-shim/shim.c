@@ -459,9 +459,9 @@ static void cuse_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_i
 	(void)fi;
 	if (off == 0) {
 		int e = before_op();
-		/* The syscall's whole buffer is unknown past the first chunk: a full chunk asks for the
-		 * largest record (spec "CUSE chunks"). */
-		int32_t ask = size < CUSE_CHUNK ? (int32_t)size : (int32_t)g.opt.max_record;
+		/* The syscall's whole buffer is unknown when the kernel may have cut it: such a chunk
+		 * asks for the largest record (spec "CUSE chunks"). */
+		int32_t ask = cuse_chunk_may_continue(0, size) ? (int32_t)g.opt.max_record : (int32_t)size;
 		if (!e)
 			e = read_record(ask, &g.held);
 		if (e) {
@@ -498,7 +498,7 @@ static void cuse_write(fuse_req_t req, const char *buf, size_t size, off_t off, 
 			reply_result(req, e);
 			return;
 		}
-		if (size < CUSE_CHUNK) {
+		if (!cuse_chunk_may_continue(0, size)) {
 			/* The whole record in one chunk: its result reaches the writer as it is. */
 			ssize_t n = link_write(g.link, 0, buf, size, g.proven);
 			if (n < 0) {
@@ -687,7 +687,7 @@ static int run_cuse(void)
 	char *argv[] = {arg0, fg, single, NULL};
 	int multithreaded;
 
-	ra_init(&g.ra, g.opt.max_record, CUSE_CHUNK);
+	ra_init(&g.ra, g.opt.max_record);
 	struct fuse_session *se = cuse_lowlevel_setup(3, argv, &ci, &cuse_ops, &multithreaded, NULL);
 	if (!se) {
 		ra_free(&g.ra);

@@ -105,7 +105,10 @@ static void do_read(struct drive *d, uint32_t max, struct stio_reply *r) {
     return;
   }
   ssize_t n = read(d->fd, d->buf, max);
-  if (n > 0) {
+  /* A read that fills the buffer may be tgt's blank check after a filemark, which st turns into a
+     "record" of the whole buffer with GMT_EOD set (tgt reports no residual); a real record leaves
+     GMT_EOD clear, since st sets it only on a blank check. */
+  if (n > 0 && (size_t)n < max) {
     r->flags |= STIO_RECORD;
     r->length = (uint32_t)n;
     return;
@@ -114,6 +117,11 @@ static void do_read(struct drive *d, uint32_t max, struct stio_reply *r) {
   struct mtget st;
   if (ioctl(d->fd, MTIOCGET, &st) < 0) {
     r->err = errno;
+    return;
+  }
+  if (n > 0 && !GMT_EOD(st.mt_gstat)) {
+    r->flags |= STIO_RECORD;
+    r->length = (uint32_t)n;
     return;
   }
   /* st: 0 for a filemark (GMT_EOF), 0 for the blank after one and EIO for any other blank

@@ -8,6 +8,7 @@
 #include "shim.c"
 #undef main
 
+#include "test-cuse-kernel.h"
 #include "test-support.h"
 
 struct fuse_req {
@@ -115,7 +116,7 @@ static void setup(policy_fn policy, unsigned window, size_t max_record)
 	fake_start(&f, policy, 1 << 30);
 	g.link = link_connect(f.path, window, NULL, NULL, NULL);
 	fake_accept(&f);
-	ra_init(&g.ra, max_record, CUSE_CHUNK);
+	ra_init(&g.ra, max_record);
 	memset(&fi, 0, sizeof(fi));
 	fi.flags = O_WRONLY;
 	struct fuse_req r;
@@ -134,12 +135,15 @@ static void teardown(void)
 	ra_free(&g.ra);
 }
 
+/* Where the program's buffer starts in its page: the kernel cuts the first chunk short by that much. */
+static size_t misalign;
+
 /* write(2) as CUSE delivers it: the byte count it returns, or -errno. */
 static ssize_t cuse_write_syscall(const uint8_t *data, size_t len)
 {
 	size_t done = 0;
 	do {
-		size_t n = len - done < CUSE_CHUNK ? len - done : CUSE_CHUNK;
+		size_t n = cuse_kernel_chunk(misalign, done, len);
 		struct fuse_req r;
 		cuse_write(new_req(&r), (const char *)data + done, n, (off_t)done, &fi);
 		CHECK(r.replied == 1);
@@ -157,7 +161,7 @@ static ssize_t cuse_read_syscall(size_t len)
 {
 	size_t done = 0;
 	do {
-		size_t n = len - done < CUSE_CHUNK ? len - done : CUSE_CHUNK;
+		size_t n = cuse_kernel_chunk(misalign, done, len);
 		struct fuse_req r;
 		cuse_read(new_req(&r), n, (off_t)done, &fi);
 		CHECK(r.replied == 1);
@@ -385,6 +389,40 @@ static void test_read_one_chunk(void)
 	teardown();
 }
 
+/*
+ * Buffers that do not start on a page boundary (perl's, tar's): the first chunk is 131056 bytes, and
+ * neither a write nor a read may take that for the whole record or the whole buffer.
+ */
+static void test_misaligned(void)
+{
+	misalign = 16;
+	setup(record_of_300000, 0, MiB);
+	/* Checked on the first chunk (it may go on), then one record of 300000 bytes, not a short write. */
+	CHECK(cuse_write_syscall(data, 300000) == 300000);
+	CHECK(saw(1, FRAME_WRITE_CHECK, 0, CUSE_CHUNK - 16, 0));
+	CHECK(saw(2, FRAME_WRITE, FRAME_CHECKED, 0, 300000));
+	/* Under 124 KiB the first chunk is the whole record: written and answered as it is. */
+	CHECK(cuse_write_syscall(data, 126976) == 126976);
+	CHECK(saw(3, FRAME_WRITE, 0, 0, 126976));
+	/* A read: the first chunk may be part of a larger buffer, so it asks for the largest record. */
+	CHECK(cuse_read_syscall(MiB) == 300000);
+	CHECK(saw(4, FRAME_READ, 0, MiB, 0));
+	/* A buffer the first chunk shows whole is asked as it is: ENOMEM is exact. */
+	CHECK(cuse_read_syscall(126976) == -ENOMEM);
+	CHECK(saw(5, FRAME_READ, 0, 126976, 0));
+	teardown();
+	misalign = 0;
+
+	/* Past early warning every record is checked on its first chunk: ENOSPC, never a short write. */
+	misalign = 1408;
+	setup(check_says_enospc, 0, MiB);
+	CHECK(cuse_write_syscall(data, 300000) == -ENOSPC);
+	CHECK(saw(1, FRAME_WRITE_CHECK, 0, CUSE_CHUNK - 1408, 0));
+	CHECK(fake_seen(&f) == 2);
+	teardown();
+	misalign = 0;
+}
+
 static void test_oversize(void)
 {
 	setup(all_ok, 32, MiB);
@@ -439,6 +477,7 @@ int main(void)
 	test_reads();
 	test_read_one_chunk();
 	test_oversize();
+	test_misaligned();
 	test_ioctl_sizes();
 	return test_result("test-cuse-ops");
 }

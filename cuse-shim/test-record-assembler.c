@@ -2,6 +2,7 @@
  * Unit tests of the record assembler: records fed exactly as CUSE chunks them (reference section 6).
  */
 #include "record-assembler.h"
+#include "test-cuse-kernel.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@ static uint8_t *pattern(size_t len, unsigned seed)
 	return p;
 }
 
+/* Where the writer's buffer starts in its page: the kernel cuts the first chunk short by that much. */
+static size_t misalign;
+
 /*
  * One write(2) of len bytes as CUSE delivers it. Returns the result of the last chunk fed; *chunks
  * gets how many chunks were fed (feeding stops at the first error, as the kernel does).
@@ -33,7 +37,7 @@ static int write_syscall(struct record_assembler *ra, const uint8_t *data, size_
 	int r;
 	*chunks = 0;
 	do {
-		size_t n = len - off < CUSE_CHUNK ? len - off : CUSE_CHUNK;
+		size_t n = cuse_kernel_chunk(misalign, off, len);
 		r = ra_feed(ra, (off_t)off, data + off, n);
 		(*chunks)++;
 		if (r < 0 || r == RA_COMPLETE)
@@ -54,7 +58,7 @@ static int record_is(const struct record_assembler *ra, const uint8_t *data, siz
 static void exact_multiple(size_t len, size_t max)
 {
 	struct record_assembler ra;
-	ra_init(&ra, max, CUSE_CHUNK);
+	ra_init(&ra, max);
 	uint8_t *data = pattern(len, 1);
 	int chunks;
 	CHECK(write_syscall(&ra, data, len, &chunks) == RA_ACCEPTED);
@@ -86,7 +90,7 @@ static void test_4m(void)
 static void test_300000(void)
 {
 	struct record_assembler ra;
-	ra_init(&ra, MiB, CUSE_CHUNK);
+	ra_init(&ra, MiB);
 	uint8_t *data = pattern(300000, 2);
 	int chunks;
 	CHECK(write_syscall(&ra, data, 300000, &chunks) == RA_COMPLETE);
@@ -101,7 +105,7 @@ static void test_300000(void)
 static void test_small_record(void)
 {
 	struct record_assembler ra;
-	ra_init(&ra, MiB, CUSE_CHUNK);
+	ra_init(&ra, MiB);
 	uint8_t *data = pattern(10240, 3);
 	CHECK(ra_feed(&ra, 0, data, 10240) == RA_COMPLETE);
 	CHECK(record_is(&ra, data, 10240));
@@ -112,7 +116,7 @@ static void test_small_record(void)
 static void test_back_to_back(void)
 {
 	struct record_assembler ra;
-	ra_init(&ra, 4 * MiB, CUSE_CHUNK);
+	ra_init(&ra, 4 * MiB);
 	uint8_t *a = pattern(300000, 4), *b = pattern(2 * MiB, 5), *c = pattern(5000, 6);
 	int chunks;
 
@@ -140,7 +144,7 @@ static void test_back_to_back(void)
 static void test_then_other_op(void)
 {
 	struct record_assembler ra;
-	ra_init(&ra, MiB, CUSE_CHUNK);
+	ra_init(&ra, MiB);
 	uint8_t *data = pattern(256 * KiB, 7);
 	int chunks;
 	CHECK(write_syscall(&ra, data, 256 * KiB, &chunks) == RA_ACCEPTED);
@@ -157,7 +161,7 @@ static void test_then_other_op(void)
 static void test_out_of_order(void)
 {
 	struct record_assembler ra;
-	ra_init(&ra, MiB, CUSE_CHUNK);
+	ra_init(&ra, MiB);
 	uint8_t *data = pattern(CUSE_CHUNK, 8);
 	CHECK(ra_feed(&ra, 0, data, CUSE_CHUNK) == RA_ACCEPTED);
 	CHECK(ra_feed(&ra, 2 * CUSE_CHUNK, data, CUSE_CHUNK) == -EPROTO);
@@ -181,7 +185,7 @@ static void test_out_of_order(void)
 static void test_oversize(void)
 {
 	struct record_assembler ra;
-	ra_init(&ra, MiB, CUSE_CHUNK);
+	ra_init(&ra, MiB);
 	uint8_t *data = pattern(2 * MiB, 9);
 	int chunks;
 
@@ -205,12 +209,54 @@ static void test_oversize(void)
 	ra_free(&ra);
 
 	/* A maximum under one chunk fails on the offset-0 chunk: the writer gets EINVAL. */
-	ra_init(&ra, 100000, CUSE_CHUNK);
+	ra_init(&ra, 100000);
 	CHECK(ra_feed(&ra, 0, data, 100001) == -EINVAL);
 	CHECK(ra_feed(&ra, 0, data, CUSE_CHUNK) == -EINVAL);
 	CHECK(ra_flush(&ra) == RA_NONE);
 	CHECK(ra_feed(&ra, 0, data, 100000) == RA_COMPLETE);
 	CHECK(record_is(&ra, data, 100000));
+	free(data);
+	ra_free(&ra);
+}
+
+/*
+ * Buffers that do not start on a page boundary (tar's and perl's, unlike dd's): the first chunk is
+ * short of 128 KiB, and only a chunk that cannot have been cut ends the record by itself.
+ */
+static void test_misaligned(void)
+{
+	static const size_t offsets[] = {16, 1408, 4095};
+	static const size_t sizes[] = {10240, 126976, 126977, 131056, 128 * KiB, 300000, MiB};
+	struct record_assembler ra;
+	ra_init(&ra, 4 * MiB);
+	uint8_t *data = pattern(MiB, 10);
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		misalign = offsets[i];
+		for (size_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++) {
+			size_t len = sizes[j];
+			int chunks, r = write_syscall(&ra, data, len, &chunks);
+			/* The first chunk is whole when it could have been longer. */
+			int cut = len > CUSE_CHUNK - misalign;
+			size_t last = cut ? (len - (CUSE_CHUNK - misalign)) % CUSE_CHUNK : len;
+			int ends_itself = cut ? last != 0 : !cuse_chunk_may_continue(0, len);
+			CHECK(r == (ends_itself ? RA_COMPLETE : RA_ACCEPTED));
+			if (r == RA_ACCEPTED)
+				CHECK(ra_flush(&ra) == RA_COMPLETE);
+			if (!record_is(&ra, data, len))
+				fprintf(stderr, "misalign %zu, record of %zu bytes\n", misalign, len);
+			CHECK(record_is(&ra, data, len));
+			CHECK(ra_flush(&ra) == RA_NONE);
+		}
+	}
+	/* 131056 bytes from a buffer 16 bytes into a page: one chunk that may go on, so it waits. */
+	misalign = 16;
+	int chunks;
+	CHECK(write_syscall(&ra, data, 131056, &chunks) == RA_ACCEPTED && chunks == 1);
+	CHECK(ra_pending(&ra));
+	/* 300000 bytes from there: 131056 + 131072 + 37872, complete on the short one. */
+	CHECK(ra_flush(&ra) == RA_COMPLETE);
+	CHECK(write_syscall(&ra, data, 300000, &chunks) == RA_COMPLETE && chunks == 3);
+	misalign = 0;
 	free(data);
 	ra_free(&ra);
 }
@@ -226,5 +272,6 @@ int main(void)
 	test_then_other_op();
 	test_out_of_order();
 	test_oversize();
+	test_misaligned();
 	return test_result("test-record-assembler");
 }

@@ -34,6 +34,8 @@ export interface Medium {
   unload(): Promise<void>;
   hasNextVolume(): Promise<boolean>;
 
+  /** Whether a record of `recordBytes` would fit on every copy here (false: a copy's physical end). */
+  fits(recordBytes: number): Promise<boolean>;
   /** Writes one record; throws ENOSPC (nothing written anywhere) at a copy's physical end. */
   write(record: Buffer): Promise<WriteOutcome>;
   writeFilemarks(count: number): Promise<void>;

@@ -84,7 +84,7 @@ export class DriveHandle {
    * record of which only the first `firstBytes` are known yet (a CUSE write's first chunk).
    */
   checkWrite(firstBytes: number): Promise<void> {
-    return this.run(async () => this.drive.checkWrite(this, firstBytes, { partial: true }));
+    return this.run(() => this.drive.checkRecordStart(this, firstBytes));
   }
   read(maxBytes: number): Promise<Buffer> {
     return this.run(() => this.drive.read(maxBytes));
@@ -244,6 +244,21 @@ export class PseudoDrive {
       throw tapeError('ENOSPC', `logical end of tape on drive ${this.name} (volume ${this.medium.volume})`);
     }
     if (this.eof === Eof.EOM_ERROR) throw tapeError('EIO', 'end of medium reached while writing buffered data');
+  }
+
+  /**
+   * checkWrite for a record of which only the first bytes are known. Its answer is final (a CUSE
+   * writer only sees an errno on the first chunk), so the physical end is judged as if the record
+   * were as long as it may be: near the end of a copy a long record gets ENOSPC a little early,
+   * rather than being acknowledged and then not fitting.
+   */
+  async checkRecordStart(handle: DriveHandle, firstBytes: number): Promise<void> {
+    this.checkWrite(handle, firstBytes, { partial: true });
+    const longest = Math.max(firstBytes, this.blockSize || this.options.maxRecord);
+    if (!(await this.medium.fits(longest))) {
+      this.eof = Eof.EOM_OK; // as a write that met the physical end (see write)
+      throw tapeError('ENOSPC', `physical end of volume ${this.medium.volume} on drive ${this.name}: no room for a record of up to ${longest} bytes`);
+    }
   }
 
   /** A partial length (the start of a record) can only be too long, not a wrong multiple. */

@@ -1,6 +1,6 @@
 import type { Medium, SpaceResult, TapeObject, WriteOutcome } from '../drive/medium.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
-import type { Sink } from '../sinks/sink.js';
+import type { Room, Sink } from '../sinks/sink.js';
 
 export interface MirrorOptions {
   /** Bytes each copy may have queued before the writer waits (write-behind window). */
@@ -95,21 +95,30 @@ export class Mirror implements Medium {
     return this.reader.hasVolume(this.volumeNo + 1);
   }
 
+  async fits(recordBytes: number): Promise<boolean> {
+    return (await this.roomFor(recordBytes)).room !== 'full';
+  }
+
   async write(record: Buffer): Promise<WriteOutcome> {
     this.throwIfFailed();
-    await this.alignAll(); // room depends on where each copy will write
-    let outcome: WriteOutcome = 'ok';
-    for (const sink of this.active) {
-      const room = sink.room(record.length);
-      if (room === 'full') {
-        throw tapeError('ENOSPC', `${sink.name}: physical end of volume ${this.volumeNo}`);
-      }
-      if (room === 'early-warning') outcome = 'early-warning';
-    }
+    const { room, full } = await this.roomFor(record.length);
+    if (full) throw tapeError('ENOSPC', `${full.name}: physical end of volume ${this.volumeNo}`);
     for (const sink of this.active) sink.write(record);
     this.pos++;
     await this.applyBackPressure();
-    return outcome;
+    return room === 'early-warning' ? 'early-warning' : 'ok';
+  }
+
+  /** Where a record would leave the copies: the tightest room, and the first copy it would not fit. */
+  private async roomFor(recordBytes: number): Promise<{ room: Room; full?: Sink }> {
+    await this.alignAll(); // room depends on where each copy will write
+    let room: Room = 'ok';
+    for (const sink of this.active) {
+      const r = sink.room(recordBytes);
+      if (r === 'full') return { room: r, full: sink };
+      if (r === 'early-warning') room = r;
+    }
+    return { room };
   }
 
   async writeFilemarks(count: number): Promise<void> {

@@ -193,6 +193,28 @@ describe('early warning and end of medium', () => {
     expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 2, 3, 4, 6, 8, 'FM']);
   });
 
+  it('a record known only by its start (CUSE first chunk) gets ENOSPC where the longest record would not fit', async () => {
+    // Room for 8 records of REC, early warning after 4; the longest record is 3 REC.
+    const F = REC + 8;
+    const { drive, sinks } = await memoryDrive([{ capacity: 8 * F, earlyWarning: 4 * F }], { maxRecord: 3 * REC });
+    const fd = await drive.open({ access: 'write' });
+    const results: (string | number)[] = [];
+    for (let i = 1; i <= 11; i++) {
+      results.push(
+        await fd.checkWrite(REC).then(
+          () => fd.write(record(REC, i), { checked: true }),
+          (e: Error) => e.message.split(':')[0]!,
+        ),
+      );
+    }
+    // Record 5 crosses early warning, then st's alternation; record 7 still has room for 3 REC.
+    // From record 9 on only 2 REC are left: a REC-sized record would fit, but one of unknown length
+    // may not, so the check says ENOSPC, every time, and no checked write ever fails afterwards.
+    expect(results).toEqual([REC, REC, REC, REC, REC, 'ENOSPC', REC, 'ENOSPC', 'ENOSPC', 'ENOSPC', 'ENOSPC']);
+    await fd.close();
+    expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 2, 3, 4, 5, 7, 'FM']);
+  });
+
   it('the first copy to reach early warning decides logical EOT for all', async () => {
     const F = REC + 8;
     const { drive, sinks } = await memoryDrive([{ capacity: 100 * F }, { capacity: 10 * F, earlyWarning: 7.5 * F }]);

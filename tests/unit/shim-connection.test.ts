@@ -111,7 +111,9 @@ describe('shim connection', () => {
   });
 
   it("WRITE_CHECK makes st's ENOSPC decision before a CUSE record's first chunk; CHECKED writes skip it", async () => {
-    const { shim } = await setup([{ capacity: 10 * FRAMED, earlyWarning: 8.5 * FRAMED }]);
+    // Past early warning after two records, with room for a longest record (1 MiB) and a bit more.
+    const MAX = 1 << 20;
+    const { shim } = await setup([{ capacity: MAX + 10 * FRAMED, earlyWarning: MAX + 8.5 * FRAMED }]);
     await shim.call(FrameType.OPEN, O_WRONLY);
     expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(REC))).arg).toBe(REC);
     const crossing = await shim.call(FrameType.WRITE, 0, Buffer.alloc(REC));
@@ -120,6 +122,14 @@ describe('shim connection', () => {
     expect((await shim.call(FrameType.WRITE_CHECK, 131072)).arg).toBe(0);
     expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(REC), RequestFlag.CHECKED)).arg).toBe(REC);
     expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(2 << 20), RequestFlag.CHECKED)).arg).toBe(-22); // over max-record
+    // A record's start is judged as the longest record: once that would pass the physical end,
+    // WRITE_CHECK says ENOSPC every time (a checked record must never fail after its check).
+    expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(MAX - REC))).arg).toBe(-28);
+    expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(MAX - REC))).arg).toBe(MAX - REC);
+    for (let i = 0; i < 4; i++) expect((await shim.call(FrameType.WRITE_CHECK, 131072)).arg).toBe(-28);
+    // A whole record of known size is judged as it is: st's alternation, and a small one still fits.
+    expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(REC))).arg).toBe(-28);
+    expect((await shim.call(FrameType.WRITE, 0, Buffer.alloc(REC))).arg).toBe(REC);
     await shim.call(FrameType.CLOSE);
   });
 

@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 # valgrind: the shim's C unit tests also run under it
 # tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d), mt-st: the real tools the tests drive;
 # procps (pgrep) for finding the shim; mbuffer: the benchmark's peer
-PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer)
+# qemu-system-x86, debootstrap, busybox-static, kmod: the kernel rig (tests/kernel), a QEMU guest
+# with Debian's kernel for CUSE and real st drives, built once into /var/cache/tapeproxy-kernel-rig
+PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer
+  qemu-system-x86 debootstrap busybox-static kmod)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

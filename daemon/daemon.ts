@@ -7,7 +7,7 @@ import { startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { Mirror } from './mirror/mirror.js';
-import { sinkFromUri } from './sinks/sink-uri.js';
+import { type SinkLog, sinkFromUri } from './sinks/sink-uri.js';
 
 /** Write-behind records a shim may have in flight (proto/shim-frames.md). */
 const SHIM_WINDOW = 32;
@@ -49,7 +49,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const drives = new Map<string, ServedDrive>();
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   for (const d of config.drives) {
-    const sinkLog = (message: string, fields: Record<string, unknown>) => log.info({ drive: d.name, ...fields }, message);
+    const sinkLog: SinkLog = (message, fields, level = 'info') => log[level]({ drive: d.name, ...fields }, message);
     const mirror = new Mirror(d.sinks.map((uri) => sinkFromUri(uri, sinkLog)), {
       window: d.window,
       minCopies: d.minCopies,

@@ -4,9 +4,10 @@ import { FileSink } from './file-sink.js';
 import { MemorySink } from './memory-sink.js';
 import { NstSink } from './nst-sink.js';
 import type { Sink } from './sink.js';
+import { STAGE_URI_HELP, StageError, stageOf, wrapInStage } from '../stages/stage-uri.js';
 
-/** How a sink tells the daemon's log what it waits for (cartridges, changers). */
-export type SinkLog = (message: string, fields: Record<string, unknown>) => void;
+/** How a sink tells the daemon's log what it waits for (cartridges, changers) or what went wrong. */
+export type SinkLog = (message: string, fields: Record<string, unknown>, level?: 'info' | 'warn' | 'error') => void;
 
 /** A sink URI that could not be understood; the message says what to write instead. */
 export class SinkUriError extends Error {
@@ -79,15 +80,24 @@ const SINK_TYPES: Record<string, SinkType> = {
   },
 };
 
-export const SINK_URI_HELP = Object.entries(SINK_TYPES)
+export const SINK_URI_HELP = `${Object.entries(SINK_TYPES)
   .map(([type, t]) => `${type}: ${Object.keys(t.params).join(', ')}`)
-  .join('; ');
+  .join('; ')}; stages: ${STAGE_URI_HELP}`;
 
 /**
  * Builds a sink from its URI: `TYPE:TARGET?param=value&flag`, for example
- * `file:/srv/tapes/a-%v.tap?capacity=18T&early-warning=20G`.
+ * `file:/srv/tapes/a-%v.tap?capacity=18T&early-warning=20G`; or a stage around one,
+ * `STAGE:PARAMS|URI` (daemon/stages/stage-uri.ts).
  */
 export function sinkFromUri(uri: string, log?: SinkLog): Sink {
+  const stage = stageOf(uri);
+  if (stage) {
+    try {
+      return wrapInStage(stage.spec, sinkFromUri(stage.inner, log), log);
+    } catch (err) {
+      throw err instanceof StageError ? new SinkUriError(uri, err.message) : err;
+    }
+  }
   const colon = uri.indexOf(':');
   const type = colon < 0 ? '' : uri.slice(0, colon);
   const kind = SINK_TYPES[type];

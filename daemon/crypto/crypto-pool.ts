@@ -1,0 +1,81 @@
+import { availableParallelism } from 'node:os';
+import { ChunkPool, type RecordBatch } from '../workers/record-batch.js';
+import { WorkerClient } from '../workers/worker-client.js';
+import { workerScript } from '../workers/worker-script.js';
+import type { RecordPlace } from './record-cipher.js';
+import type { VolumeKey } from './volume-header.js';
+
+/** A record's place within its volume (the volume comes with the batch). */
+export interface Spot {
+  file: number;
+  record: number;
+}
+
+export type CryptoRequest =
+  | { op: 'seal'; recordKey: Uint8Array; keyId: Uint8Array; volume: number; chunk: ArrayBuffer; lengths: number[]; spots: number[] }
+  | { op: 'open'; recordKey: Uint8Array; keyId: Uint8Array; place: RecordPlace; chunk: ArrayBuffer; length: number };
+
+export type CryptoReply =
+  | { sealed: ArrayBuffer; chunk: ArrayBuffer }
+  | { plain: ArrayBuffer; chunk: ArrayBuffer }
+  | { error: string; chunk: ArrayBuffer };
+
+/** A record failed authentication: changed, moved, or encrypted with another key. */
+export class AuthenticationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthenticationError';
+  }
+}
+
+/**
+ * AES-GCM off the main thread: a few worker threads shared by every encrypt stage of the process.
+ * A batch of records crosses in one message and comes back sealed in one buffer; callers keep
+ * their own order (each batch's promise).
+ */
+export class CryptoPool {
+  readonly chunks = new ChunkPool();
+  private readonly workers: WorkerClient<CryptoRequest, CryptoReply>[];
+
+  constructor(size = Math.min(2, availableParallelism())) {
+    const script = workerScript(import.meta.url, './crypto-worker.js');
+    this.workers = Array.from({ length: size }, () => new WorkerClient<CryptoRequest, CryptoReply>(script, 'encryption'));
+  }
+
+  /** The batch's records encrypted, back to back (each RECORD_OVERHEAD bytes longer). */
+  async seal(key: VolumeKey, batch: RecordBatch<Spot>): Promise<Buffer> {
+    const spots = batch.meta.flatMap((s) => [s.file, s.record]);
+    const reply = await this.pick().request(
+      { op: 'seal', recordKey: key.recordKey, keyId: key.keyId, volume: key.volume, chunk: batch.chunk, lengths: batch.lengths, spots },
+      [batch.chunk],
+    );
+    this.chunks.give(reply.chunk);
+    if (!('sealed' in reply)) throw new Error('the encryption worker answered without records');
+    return Buffer.from(reply.sealed);
+  }
+
+  /** The record `sealed` holds at `place`; AuthenticationError if it does not check out. */
+  async open(key: VolumeKey, place: RecordPlace, sealed: Buffer): Promise<Buffer> {
+    const chunk = this.chunks.take(sealed.length);
+    new Uint8Array(chunk, 0, sealed.length).set(sealed);
+    const reply = await this.pick().request(
+      { op: 'open', recordKey: key.recordKey, keyId: key.keyId, place, chunk, length: sealed.length },
+      [chunk],
+    );
+    this.chunks.give(reply.chunk);
+    if ('error' in reply) throw new AuthenticationError(reply.error);
+    if (!('plain' in reply)) throw new Error('the decryption worker answered without a record');
+    return Buffer.from(reply.plain);
+  }
+
+  private pick(): WorkerClient<CryptoRequest, CryptoReply> {
+    return this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+  }
+}
+
+let shared: CryptoPool | undefined;
+
+/** The process's pool (workers start at the first job). */
+export function cryptoPool(): CryptoPool {
+  return (shared ??= new CryptoPool());
+}

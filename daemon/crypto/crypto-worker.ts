@@ -1,0 +1,34 @@
+/** Worker thread of the crypto pool: seals batches of records, opens single records. */
+import { serveRequests } from '../workers/serve-requests.js';
+import { type CryptoReply, type CryptoRequest } from './crypto-pool.js';
+import { openRecord, RECORD_OVERHEAD, recordAad, sealRecord } from './record-cipher.js';
+
+const aad = Buffer.allocUnsafe(28);
+
+serveRequests<CryptoRequest, CryptoReply>((request) => {
+  const input = Buffer.from(request.chunk);
+  const keyId = request.keyId;
+  if (request.op === 'seal') {
+    const { lengths, spots } = request;
+    const total = lengths.reduce((sum, n) => sum + n + RECORD_OVERHEAD, 0);
+    const out = Buffer.allocUnsafeSlow(total); // its own ArrayBuffer, which is handed over whole
+    for (let i = 0, from = 0, at = 0; i < lengths.length; i++) {
+      const length = lengths[i]!;
+      recordAad(keyId, { volume: request.volume, file: spots[2 * i]!, record: spots[2 * i + 1]! }, aad);
+      sealRecord(request.recordKey, aad, input.subarray(from, from + length), out, at);
+      from += length;
+      at += length + RECORD_OVERHEAD;
+    }
+    return { reply: { sealed: out.buffer, chunk: request.chunk }, transfer: [out.buffer, request.chunk] };
+  }
+  let plain: Buffer;
+  try {
+    plain = openRecord(request.recordKey, recordAad(keyId, request.place, aad), input.subarray(0, request.length));
+  } catch (err) {
+    return { reply: { error: (err as Error).message, chunk: request.chunk }, transfer: [request.chunk] };
+  }
+  // Hand the plaintext's buffer over whole when it is its own, else a copy (never a pooled slab).
+  const whole = plain.byteOffset === 0 && plain.byteLength === plain.buffer.byteLength;
+  const ab = (whole ? plain.buffer : Uint8Array.from(plain).buffer) as ArrayBuffer;
+  return { reply: { plain: ab, chunk: request.chunk }, transfer: [ab, request.chunk] };
+});

@@ -1,0 +1,83 @@
+/**
+ * Records on their way to a worker thread: copied back to back into one transferable buffer, so a
+ * batch crosses in one message and the buffers come back to a pool (no allocation per record).
+ * The copy is needed because the caller's record buffers are shared with the other copies' queues.
+ */
+export class RecordBatch<M> {
+  readonly lengths: number[] = [];
+  readonly meta: M[] = [];
+  private used = 0;
+
+  constructor(readonly chunk: ArrayBuffer) {}
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  fits(length: number): boolean {
+    return this.used + length <= this.chunk.byteLength;
+  }
+
+  add(record: Uint8Array, meta: M): void {
+    new Uint8Array(this.chunk, this.used, record.length).set(record);
+    this.used += record.length;
+    this.lengths.push(record.length);
+    this.meta.push(meta);
+  }
+}
+
+/** Transfer buffers of one size, reused; a record larger than that gets a buffer of its own. */
+export class ChunkPool {
+  private readonly free: ArrayBuffer[] = [];
+
+  constructor(
+    readonly chunkBytes = 2 ** 20,
+    private readonly keep = 32,
+  ) {}
+
+  take(minBytes: number): ArrayBuffer {
+    if (minBytes > this.chunkBytes) return new ArrayBuffer(minBytes);
+    return this.free.pop() ?? new ArrayBuffer(this.chunkBytes);
+  }
+
+  give(chunk: ArrayBuffer): void {
+    if (chunk.byteLength === this.chunkBytes && this.free.length < this.keep) this.free.push(chunk);
+  }
+}
+
+/**
+ * Collects records into batches: a batch goes to `send` when the next record does not fit, when
+ * `flush` is called, or at the end of the event-loop turn (setImmediate), so the records of one
+ * socket read travel together and a lone record does not wait.
+ */
+export class Batcher<M> {
+  private current: RecordBatch<M> | undefined;
+  private timer: NodeJS.Immediate | undefined;
+
+  constructor(
+    private readonly chunks: ChunkPool,
+    private readonly send: (batch: RecordBatch<M>) => void,
+  ) {}
+
+  add(record: Uint8Array, meta: M): void {
+    if (this.current && !this.current.fits(record.length)) this.flush();
+    this.current ??= new RecordBatch(this.chunks.take(record.length));
+    this.current.add(record, meta);
+    this.timer ??= setImmediate(() => {
+      this.timer = undefined;
+      this.flush();
+    });
+  }
+
+  flush(): void {
+    const batch = this.current;
+    this.current = undefined;
+    if (batch) this.send(batch);
+  }
+
+  /** Drops what was not sent (after a failure or a volume change). */
+  discard(): void {
+    if (this.current) this.chunks.give(this.current.chunk);
+    this.current = undefined;
+  }
+}

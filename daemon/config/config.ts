@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { sinkFromUri } from '../sinks/sink-uri.js';
+import { sinkEntry } from '../stages/stage-config.js';
 import { parseSize } from './size.js';
 
 /** A configuration the daemon cannot use; the message names the key and what is expected. */
@@ -36,7 +37,7 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
 const DriveSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-" only'),
-    sinks: z.array(z.string()).min(1, 'a drive needs at least one sink'),
+    sinks: z.array(sinkEntry).min(1, 'a drive needs at least one sink'),
     'max-record': size.default(parseSize(DEFAULTS.maxRecord)),
     window: size.default(parseSize(DEFAULTS.window)),
     'min-copies': z.number().int().min(1).optional(),

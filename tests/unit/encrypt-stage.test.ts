@@ -247,7 +247,7 @@ describe('encrypt stage: tampering is an EIO at that record', () => {
 
   it('one flipped byte', async () => {
     const cipherMem = await writtenVolumes(1);
-    cipherMem.contents(1)[3]![40] ^= 0x01; // object 3 = record 2 of file 0
+    cipherMem.contents(1)[3]![40]! ^= 0x01; // object 3 = record 2 of file 0
     const logged: Logged[] = [];
     expect(await readVolume(cipherMem, 5, logged)).toEqual(['1/0', '1/1', 'EIO', 'EIO', 'EIO']);
     expect(logged.map((l) => l.message)).toContainEqual(expect.stringContaining('volume 1, file 0, record 2: the encrypted record fails authentication'));
@@ -256,7 +256,7 @@ describe('encrypt stage: tampering is an EIO at that record', () => {
 
   it('the record after a bad one is readable once the bad one is spaced over', async () => {
     const cipherMem = await writtenVolumes(1);
-    cipherMem.contents(1)[2]![40] ^= 0x80;
+    cipherMem.contents(1)[2]![40]! ^= 0x80;
     const { fd } = await driveOver(stage(cipherMem));
     expect(label(await fd.read(1 << 20))).toBe('1/0');
     await expectErrno(fd.read(1 << 20), 'EIO');

@@ -6,6 +6,7 @@
  *   npm run bench [-- --runs 5 --sizes 10240,65536,262144,1048576 --mib 1024 --only Cdd,Bfile --long]
  */
 import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,11 +32,11 @@ const CLI = join(root, 'dist', 'client', 'tapeproxy.js');
 type Contender = 'A' | 'Bfile' | 'Btar' | 'Cdd' | 'Ctar' | 'Tee' | 'D' | 'E' | 'F';
 const NOT_BUILT: Partial<Record<Contender, string>> = {
   E: 'grpc sink not built yet (remote issue)',
-  F: 'encrypt stage not built yet (encryption issue)',
 };
 
 interface Daemon {
   device: string;
+  address: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -49,6 +50,10 @@ async function main(): Promise<void> {
     await makeTree(tree, BYTES);
     const out = (n: number) => join(shm, `out${n}`);
     const daemon = await startDaemon(shm);
+    process.env.TAPEPROXY_SERVER = daemon.address; // for D (tapeproxy-rsh)
+    // F: the same drive with its second copy encrypted (its own daemon, started when asked for).
+    let encrypting: Daemon | undefined;
+    const encryptingDrive = async () => (encrypting ??= await startEncryptingDaemon(join(shm, 'f')));
     const seconds: Record<string, number> = {};
     let rss: Record<string, number> = {};
     try {
@@ -71,6 +76,11 @@ async function main(): Promise<void> {
             await mtRewind(daemon.device);
             return sh(`tar -b ${N} -cf localhost:/dev/bench0 --rsh-command=${join(root, 'client', 'tapeproxy-rsh')} -C ${shm} tree`);
           },
+          F: async () => {
+            const { device } = await encryptingDrive();
+            await mtRewind(device);
+            return sh(`dd if=${input} of=${device} bs=${R} conv=notrunc status=none`);
+          },
         };
         for (const [name, run] of Object.entries(contenders)) {
           if (ONLY.length > 0 && !ONLY.includes(name)) continue;
@@ -87,7 +97,9 @@ async function main(): Promise<void> {
       }
     } finally {
       rss = { daemon: await peakRssMiB(daemon.pid), shim: await peakRssMiB(await shimPid(daemon.device)) };
+      if (encrypting) rss.encryptingDaemon = await peakRssMiB(encrypting.pid);
       await daemon.stop();
+      await encrypting?.stop();
     }
     let longRun: { gib: number; peakRssMiB: number; seconds: number } | undefined;
     if (opts.long) longRun = await tenGiB();
@@ -117,6 +129,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     ratio('Cdd', 'A', R);
     ratio('Ctar', 'Btar', R);
     ratio('D', 'Cdd', R);
+    ratio('F', 'Cdd', R);
   }
   const recordsPerSecond: Record<string, number> = {};
   for (const R of SIZES) {
@@ -128,6 +141,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     ['Ctar/Btar@262144', 0.8],
     ['Ctar/Btar@1048576', 0.8],
     ['Cdd/A@262144', 0.25],
+    ['F/Cdd@262144', 0.7],
   ];
   console.log('\nratio                      value   target');
   for (const [key, target] of targets) {
@@ -136,7 +150,8 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   }
   const rps = recordsPerSecond['Cdd@10240'];
   console.log(`Cdd@10240 records/s        ${rps ?? '-'}   ≥ 50000  ${rps === undefined ? '' : rps >= 50000 ? 'met' : 'MISSED'}`);
-  console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}`);
+  const encrypting = peakRssMiB.encryptingDaemon ? `, daemon with an encrypted copy (F) ${peakRssMiB.encryptingDaemon}` : '';
+  console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
   console.log('copies of each record byte between writer and sinks: kernel→shim, shim→socket, socket→daemon, daemon→each sink (5 for two copies; mbuffer makes 3)');
   const results = join(root, 'bench', 'results');
@@ -159,15 +174,23 @@ async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`
     });
     void proc.then((r) => reject(new Error(`daemon exited: ${r.stderr}`)));
   });
-  process.env.TAPEPROXY_SERVER = address;
   return {
     device,
+    address,
     pid: proc.pid!,
     async stop() {
       proc.kill('SIGTERM');
       await proc;
     },
   };
+}
+
+/** Cdd's drive with the second copy behind the encrypt stage (a raw key in a 0600 file). */
+async function startEncryptingDaemon(dir: string): Promise<Daemon> {
+  await mkdir(dir, { recursive: true });
+  const key = join(dir, 'bench.key');
+  await writeFile(key, randomBytes(32), { mode: 0o600 });
+  return startDaemon(dir, [`file:${dir}/a.tap?fsync=false`, `encrypt:keyfile=${key}|file:${dir}/b.tap?fsync=false`]);
 }
 
 /** 10 GiB through the drive to two images on disk (tmpfs would not hold them): is memory flat? */

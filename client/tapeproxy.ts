@@ -12,6 +12,7 @@ import { mtCommand, serverOption } from './commands/mt.js';
 import { readCommand } from './commands/read.js';
 import { rmtCommand } from './commands/rmt.js';
 import { statusCommand } from './commands/status.js';
+import { verifyCommand } from './commands/verify.js';
 import { writeCommand } from './commands/write.js';
 
 /** Exit codes: 1 the operation failed, 2 the command line or configuration is wrong. */
@@ -30,6 +31,7 @@ try {
     .command(writeCommand)
     .command(readCommand)
     .command(imageCommand)
+    .command(verifyCommand)
     .command(devicesCommand)
     .command(rmtCommand)
     .demandCommand(1, 'name a command (see --help)')

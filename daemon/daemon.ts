@@ -8,6 +8,11 @@ import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { Mirror } from './mirror/mirror.js';
 import { type SinkLog, sinkFromUri } from './sinks/sink-uri.js';
+import type { Sink } from './sinks/sink.js';
+import { defaultCatalogDir, journalPath } from './catalog/catalog.js';
+import { Journal } from './catalog/journal.js';
+import { imageTemplate } from './manifest/image-paths.js';
+import { ManifestRecorder } from './manifest/recorder.js';
 
 /** Write-behind records a shim may have in flight (proto/shim-frames.md). */
 const SHIM_WINDOW = 32;
@@ -50,7 +55,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   for (const d of config.drives) {
     const sinkLog: SinkLog = (message, fields, level = 'info') => log[level]({ drive: d.name, ...fields }, message);
-    const mirror = new Mirror(d.sinks.map((uri) => sinkFromUri(uri, sinkLog)), {
+    const sinks = d.sinks.map((uri) => sinkFromUri(uri, sinkLog));
+    const recorder = d.manifests === false ? undefined : manifestRecorder(d, sinks, config.catalogDir ?? defaultCatalogDir(), sinkLog);
+    const mirror = new Mirror(sinks, {
+      recorder,
       window: d.window,
       minCopies: d.minCopies,
       onCopyFailed: (sink, error, dropped) =>
@@ -58,7 +66,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
           ? log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: set aside, the backup goes on with the other copies')
           : log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: the writer gets the error'),
     });
-    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload });
+    const onClose = recorder && (() => recorder.writerClosed(mirror.pastEarlyWarning));
+    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload, onClose });
     await drive.start();
     drives.set(d.name, { drive, mirror });
     log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
@@ -87,6 +96,17 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       }
     },
   };
+}
+
+/** Manifests next to the drive's image copies, and its catalog journal. */
+function manifestRecorder(d: DriveConfig, sinks: Sink[], catalogDir: string, log: SinkLog): ManifestRecorder {
+  return new ManifestRecorder({
+    drive: d.name,
+    copies: sinks.map((s) => s.name),
+    images: d.sinks.map(imageTemplate).filter((t): t is string => t !== undefined),
+    journal: new Journal(journalPath(catalogDir, d.name)),
+    log,
+  });
 }
 
 /** A kernel-facing device for the drive: its socket, then the shim that serves the device. */

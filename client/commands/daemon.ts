@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
 import { ConfigError, DEFAULTS, loadConfigFile, validateConfig, type DaemonConfig } from '../../daemon/config/config.js';
 import { startDaemon } from '../../daemon/daemon.js';
+import { defaultCatalogDir } from '../../daemon/catalog/catalog.js';
 import { createLogger } from '../../daemon/log.js';
 import { SINK_URI_HELP } from '../../daemon/sinks/sink-uri.js';
 import { UsageError } from '../cli-error.js';
@@ -20,6 +21,8 @@ interface Args {
   'device-mode'?: string;
   'device-group'?: string;
   'runtime-dir'?: string;
+  'catalog-dir'?: string;
+  manifests?: boolean;
 }
 
 export const daemonCommand = {
@@ -43,6 +46,8 @@ export const daemonCommand = {
       .option('device-mode', { type: 'string', describe: `mode of the device file (default ${DEFAULTS.deviceMode})` })
       .option('device-group', { type: 'string', describe: `group of the device file (default ${DEFAULTS.deviceGroup})` })
       .option('runtime-dir', { type: 'string', describe: `where the shims' sockets go (default ${DEFAULTS.runtimeDir})` })
+      .option('catalog-dir', { type: 'string', describe: `where the catalog of sessions goes (default ${defaultCatalogDir()})` })
+      .option('manifests', { type: 'boolean', describe: 'record manifests next to images and in the catalog (default on; --no-manifests)' })
       .example(
         '$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap?capacity=400G --sink file:/srv/b-%v.tap',
         'one drive mirrored to two image files, reached over gRPC and rmt',
@@ -81,6 +86,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
     return validateConfig({
       listen: args.listen,
       'runtime-dir': args['runtime-dir'],
+      'catalog-dir': args['catalog-dir'],
       drives: [
         {
           name: args.drive,
@@ -93,6 +99,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
           cuse: args.cuse === undefined ? undefined : args.cuse || true,
           'device-mode': args['device-mode'],
           'device-group': args['device-group'],
+          manifests: args.manifests,
         },
       ],
     });

@@ -46,6 +46,7 @@ const DriveSchema = z
     cuse: z.union([z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a device name such as pnst0'), z.literal(true)]).optional(),
     'device-mode': z.string().regex(/^0?[0-7]{3}$/, 'an octal mode such as 0660').default(DEFAULTS.deviceMode),
     'device-group': z.string().min(1).default(DEFAULTS.deviceGroup),
+    manifests: z.boolean().optional(),
   })
   .strict()
   .refine((d) => !(d.fuse && d.cuse), { message: 'a drive has either a fuse file or a cuse device, not both', path: ['cuse'] });
@@ -54,6 +55,7 @@ const ConfigSchema = z
   .object({
     listen: z.string().default(DEFAULTS.listen),
     'runtime-dir': z.string().min(1).default(DEFAULTS.runtimeDir),
+    'catalog-dir': z.string().min(1).optional(),
     drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
   })
   .strict();
@@ -70,12 +72,16 @@ export interface DriveConfig {
   device?: { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
   deviceMode: string;
   deviceGroup: string;
+  /** Record manifests and the catalog (default true). */
+  manifests?: boolean;
 }
 
 export interface DaemonConfig {
   listen: string;
   /** Where the shims' sockets live. */
   runtimeDir: string;
+  /** Where the catalog journals live (default: defaultCatalogDir()). */
+  catalogDir?: string;
   drives: DriveConfig[];
 }
 
@@ -94,6 +100,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
   const config: DaemonConfig = {
     listen: parsed.data.listen,
     runtimeDir: parsed.data['runtime-dir'],
+    catalogDir: parsed.data['catalog-dir'],
     drives: parsed.data.drives.map((d) => ({
       name: d.name,
       sinks: d.sinks,
@@ -105,6 +112,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       ...(d.cuse && { device: { kind: 'cuse' as const, name: d.cuse === true ? d.name : d.cuse } }),
       deviceMode: d['device-mode'],
       deviceGroup: d['device-group'],
+      manifests: d.manifests,
     })),
   };
   const names = new Set<string>();

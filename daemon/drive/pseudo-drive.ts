@@ -40,6 +40,8 @@ export interface DriveOptions {
    */
   autoload: boolean;
   density?: number;
+  /** Called as a handle closes, after st's close-time work (the catalog ends a session there). */
+  onClose?: () => Promise<void>;
 }
 
 /** Everything a status view shows about the drive (admin status, `watch`). */
@@ -560,6 +562,7 @@ export class PseudoDrive {
         await this.medium.rewind();
         this.atBot();
       }
+      await this.options.onClose?.();
     } catch (err) {
       failure = err;
     }

@@ -1,5 +1,6 @@
 import type { Medium, SpaceResult, TapeObject, WriteOutcome } from '../drive/medium.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
+import type { MirrorRecorder } from '../manifest/recorder.js';
 import type { Room, Sink } from '../sinks/sink.js';
 
 export interface MirrorOptions {
@@ -12,6 +13,8 @@ export interface MirrorOptions {
   minCopies?: number;
   /** Told once per failed copy, whether it was set aside (`dropped`) or failed the writer. */
   onCopyFailed?: (sink: Sink, error: Error, dropped: boolean) => void;
+  /** Told every record and filemark written, for manifests (daemon/manifest/recorder.ts). */
+  recorder?: MirrorRecorder;
 }
 
 /**
@@ -84,11 +87,13 @@ export class Mirror implements Medium {
     this.protectedCartridge = loaded.some((l) => l.writeProtected);
     this.pos = 0;
     this.isLoaded = true;
+    await this.options.recorder?.loaded(volume);
   }
 
   async unload(): Promise<void> {
     this.isLoaded = false;
     this.settle(this.active, await Promise.allSettled(this.active.map((s) => s.unload())));
+    await this.options.recorder?.unloaded();
   }
 
   async hasNextVolume(): Promise<boolean> {
@@ -104,6 +109,7 @@ export class Mirror implements Medium {
     const { room, full } = await this.roomFor(record.length);
     if (full) throw tapeError('ENOSPC', `${full.name}: physical end of volume ${this.volumeNo}`);
     for (const sink of this.active) sink.write(record);
+    this.options.recorder?.record(this.pos, record);
     this.pos++;
     await this.applyBackPressure();
     return room === 'early-warning' ? 'early-warning' : 'ok';
@@ -125,6 +131,7 @@ export class Mirror implements Medium {
     this.throwIfFailed();
     await this.alignAll();
     for (const sink of this.active) sink.writeFilemarks(count);
+    this.options.recorder?.filemarks(this.pos, count);
     this.pos += count;
     await this.applyBackPressure();
   }
@@ -160,6 +167,7 @@ export class Mirror implements Medium {
     this.throwIfFailed();
     await this.alignAll();
     for (const sink of this.active) sink.erase();
+    this.options.recorder?.erased(this.pos);
   }
 
   async atEndOfData(): Promise<boolean> {
@@ -169,10 +177,12 @@ export class Mirror implements Medium {
   async sync(): Promise<void> {
     const sinks = this.active;
     this.settle(sinks, await Promise.allSettled(sinks.map((s) => s.sync())));
+    await this.options.recorder?.sync();
   }
 
   async close(): Promise<void> {
     const results = await Promise.allSettled(this.sinks.map((s) => s.close()));
+    await this.options.recorder?.close();
     const failure = results.find((r, i) => r.status === 'rejected' && !this.dropped.has(this.sinks[i]!));
     if (failure) throw asEio((failure as PromiseRejectedResult).reason as Error);
   }
@@ -217,6 +227,7 @@ export class Mirror implements Medium {
       const limit = queueLimit(sink, this.options.window);
       if (sink.queuedBytes > limit) await sink.drain(limit);
     }
+    await this.options.recorder?.drain(this.options.window);
     this.throwIfFailed();
   }
 

@@ -1,0 +1,113 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { ContentType } from './content-type.js';
+
+/**
+ * Manifests: what a volume holds, per tape file, so any copy can be checked against it.
+ *
+ * A file's digest covers its records in order with their boundaries: each record is hashed as a
+ * 32-bit big-endian length followed by its bytes, so the same bytes framed differently differ.
+ * Records are hashed in groups of GROUP_RECORDS (each group's SHA-256 is kept, to say where a copy
+ * differs); the file's SHA-256 is taken over "tapeproxy-manifest-1\n", the record count as a 64-bit
+ * big-endian number, and the group digests in order. Record sizes are kept run-length encoded, so a
+ * missing or extra record is found exactly.
+ */
+export const MANIFEST_FORMAT = 'tapeproxy-manifest-1';
+export const GROUP_RECORDS = 1024;
+export const DIGEST_DEFINITION =
+  'per record: u32be length | bytes; sha256 per group of 1024 records; file sha256 = sha256("tapeproxy-manifest-1\\n" | u64be records | group digests)';
+
+export interface FileManifest {
+  /** Object number (records and filemarks from BOT) of the file's first record. */
+  start: number;
+  /** The session that wrote it (daemon/catalog). */
+  session: string;
+  records: number;
+  bytes: number;
+  /** Record sizes in order, as [size, count] runs. */
+  sizes: [number, number][];
+  /** A filemark follows the file (the last file of a volume may have none). */
+  filemark: boolean;
+  content: ContentType;
+  /** The file's digest; null where part of it was rewritten in place and could not be hashed. */
+  sha256: string | null;
+  groups: string[];
+}
+
+export interface VolumeManifest {
+  format: typeof MANIFEST_FORMAT;
+  digest: typeof DIGEST_DEFINITION;
+  drive: string;
+  session: string;
+  volume: number;
+  updated: string;
+  /** Objects before this one were written without a manifest (an image from elsewhere). */
+  unrecordedBefore?: number;
+  files: FileManifest[];
+  /** Records and filemarks on the volume, to end of data. */
+  objects: number;
+}
+
+/** A manifest as a file: its fields one per line, each tape file on a line of its own. */
+export function formatManifest(manifest: VolumeManifest & { imageBytes?: number }): string {
+  const { files, ...rest } = manifest;
+  const head = JSON.stringify(rest, null, 1).slice(0, -2); // without the closing "\n}"
+  return `${head},\n "files": [\n${files.map((f) => `  ${JSON.stringify(f)}`).join(',\n')}\n ]\n}\n`;
+}
+
+/** Adds a record size to run-length encoded sizes. */
+export function addSize(sizes: [number, number][], size: number): void {
+  const last = sizes.at(-1);
+  if (last && last[0] === size) last[1]++;
+  else sizes.push([size, 1]);
+}
+
+/** The size of record `n` from run-length encoded sizes, or undefined past the end. */
+export function sizeAt(sizes: readonly [number, number][], n: number): number | undefined {
+  let rest = n;
+  for (const [size, count] of sizes) {
+    if (rest < count) return size;
+    rest -= count;
+  }
+  return undefined;
+}
+
+/** The file's digest from its record count and group digests. */
+export function fileDigest(records: number, groups: readonly Buffer[]): string {
+  const h = createHash('sha256').update(`${MANIFEST_FORMAT}\n`);
+  const count = Buffer.alloc(8);
+  count.writeBigUInt64BE(BigInt(records));
+  h.update(count);
+  for (const g of groups) h.update(g);
+  return h.digest('hex');
+}
+
+/** Hashes one tape file's records as they come (in a worker for the daemon, inline for verify). */
+export class FileHasher {
+  private group: Hash = createHash('sha256');
+  private inGroup = 0;
+  private records = 0;
+  private readonly done: Buffer[] = [];
+  private readonly length = Buffer.alloc(4);
+
+  add(record: Uint8Array): void {
+    this.length.writeUInt32BE(record.length);
+    this.group.update(this.length);
+    this.group.update(record);
+    this.records++;
+    if (++this.inGroup === GROUP_RECORDS) {
+      this.done.push(this.group.digest());
+      this.group = createHash('sha256');
+      this.inGroup = 0;
+    }
+  }
+
+  get count(): number {
+    return this.records;
+  }
+
+  /** Digest and group digests of what was added so far; adding may go on. */
+  snapshot(): { sha256: string; groups: string[] } {
+    const groups = this.inGroup > 0 ? [...this.done, this.group.copy().digest()] : this.done;
+    return { sha256: fileDigest(this.records, groups), groups: groups.map((g) => g.toString('hex')) };
+  }
+}

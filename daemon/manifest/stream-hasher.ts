@@ -1,0 +1,83 @@
+import { ChunkPool, Batcher, type RecordBatch } from '../workers/record-batch.js';
+import { WorkerClient } from '../workers/worker-client.js';
+import { workerScript } from '../workers/worker-script.js';
+import { WriteQueue } from '../sinks/write-queue.js';
+
+export type HashRequest =
+  | { op: 'records'; chunk: ArrayBuffer; lengths: number[]; streams: number[] }
+  | { op: 'snapshot'; streams: number[] }
+  | { op: 'drop'; streams: number[] };
+
+export type HashReply = { chunk?: ArrayBuffer; snapshots?: Snapshot[] };
+
+export interface Snapshot {
+  stream: number;
+  sha256: string;
+  groups: string[];
+}
+
+/**
+ * Manifest hashing off the main thread: records are batched to one worker thread that keeps a
+ * FileHasher per stream (a tape file), in order. The bytes not hashed yet are bounded by the
+ * caller through `queuedBytes`/`drain`, as a sink's queue is.
+ */
+export class StreamHasher {
+  private readonly chunks = new ChunkPool();
+  private readonly worker = new WorkerClient<HashRequest, HashReply>(workerScript(import.meta.url, './hash-worker.js'), 'manifest hashing');
+  private readonly batcher = new Batcher<number>(this.chunks, (batch) => this.send(batch));
+  private readonly queue = new WriteQueue();
+  private nextStream = 1;
+
+  /** The worker's first failure (the hashes of the files it held are lost). */
+  get failure(): Error | undefined {
+    return this.queue.failure;
+  }
+  get queuedBytes(): number {
+    return this.queue.bytes;
+  }
+
+  newStream(): number {
+    return this.nextStream++;
+  }
+
+  add(stream: number, record: Uint8Array): void {
+    if (this.queue.failure) return;
+    this.batcher.add(record, stream);
+    this.queue.added(record.length);
+  }
+
+  drain(maxQueuedBytes: number): Promise<void> {
+    if (this.queue.bytes <= maxQueuedBytes) return Promise.resolve(); // the common case: keep batching
+    this.batcher.flush();
+    return this.queue.drain(maxQueuedBytes);
+  }
+
+  /** Digests of what each stream has been given so far. */
+  async snapshot(streams: number[]): Promise<Snapshot[]> {
+    this.batcher.flush();
+    if (this.queue.failure) throw this.queue.failure; // a new worker would not know the streams
+    if (streams.length === 0) return [];
+    return (await this.worker.request({ op: 'snapshot', streams })).snapshots ?? [];
+  }
+
+  /** Forgets finished streams. */
+  drop(streams: number[]): void {
+    if (streams.length > 0) this.worker.request({ op: 'drop', streams }).catch(() => undefined);
+  }
+
+  close(): Promise<void> {
+    this.batcher.discard();
+    return this.worker.close();
+  }
+
+  private send(batch: RecordBatch<number>): void {
+    const bytes = batch.bytes;
+    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, streams: batch.meta }, [batch.chunk]).then(
+      (reply) => {
+        if (reply.chunk) this.chunks.give(reply.chunk);
+        this.queue.done(bytes);
+      },
+      (err: Error) => this.queue.fail(err),
+    );
+  }
+}

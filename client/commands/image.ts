@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
 import { SimhReader } from '../../daemon/sinks/simh-reader.js';
+import { type ContentType, detectContent } from '../../daemon/manifest/content-type.js';
 
 interface TapeFile {
   records: number;
@@ -9,6 +10,8 @@ interface TapeFile {
   /** Record size -> how many records of it. */
   sizes: Map<number, number>;
   endsWithFilemark: boolean;
+  /** From its first record; every file of a volume that starts with an encryption header is 'encrypted'. */
+  content: ContentType;
   recordList?: number[];
 }
 
@@ -19,10 +22,11 @@ export async function listImage(path: string, withRecords = false): Promise<{ fi
     const size = (await fh.stat()).size;
     const reader = new SimhReader(fh, path);
     const files: TapeFile[] = [];
-    const fresh = (): TapeFile => ({ records: 0, bytes: 0, sizes: new Map(), endsWithFilemark: false, ...(withRecords ? { recordList: [] } : {}) });
+    const fresh = (): TapeFile => ({ records: 0, bytes: 0, sizes: new Map(), endsWithFilemark: false, content: 'empty', ...(withRecords ? { recordList: [] } : {}) });
     let file = fresh();
+    let encrypted = false;
     for (let offset = 0; ; ) {
-      const r = await reader.objectAt(offset, size, false);
+      const r = await reader.objectAt(offset, size, file.records === 0);
       if (r.object.kind === 'blank') break;
       offset = r.next;
       if (r.object.kind === 'filemark') {
@@ -30,6 +34,10 @@ export async function listImage(path: string, withRecords = false): Promise<{ fi
         files.push(file);
         file = fresh();
         continue;
+      }
+      if (file.records === 0) {
+        file.content = encrypted ? 'encrypted' : detectContent(r.object.data);
+        encrypted ||= files.length === 0 && file.content === 'encrypted'; // a header: the volume is ciphertext
       }
       file.records++;
       file.bytes += r.length;
@@ -66,7 +74,7 @@ const lsCommand = {
     }
     files.forEach((f, i) => {
       const sizes = [...f.sizes].map(([size, n]) => `${size} x${n}`).join(', ');
-      console.log(`file ${i}: ${f.records} records, ${f.bytes} bytes${sizes ? ` (${sizes})` : ''}${f.endsWithFilemark ? '' : ', no filemark'}`);
+      console.log(`file ${i}: ${f.content}, ${f.records} records, ${f.bytes} bytes${sizes ? ` (${sizes})` : ''}${f.endsWithFilemark ? '' : ', no filemark'}`);
       f.recordList?.forEach((len, j) => console.log(`  record ${j}: ${len} bytes`));
     });
     const marks = files.filter((f) => f.endsWithFilemark).length;

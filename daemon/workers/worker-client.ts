@@ -43,7 +43,7 @@ export class WorkerClient<Request, Reply> {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(this.script);
+    const worker = new Worker(this.script, { execArgv: [] }); // the process's flags (--input-type, --eval...) are not the worker's
     worker.unref();
     worker.on('message', ({ id, reply, error }: Envelope<Reply>) => {
       const waiter = this.pending.get(id);

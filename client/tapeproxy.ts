@@ -5,6 +5,7 @@ import { ConfigError } from '../daemon/config/config.js';
 import { TapeError } from '../daemon/drive/tape-error.js';
 import { SinkUriError } from '../daemon/sinks/sink-uri.js';
 import { UsageError } from './cli-error.js';
+import { catalogCommand } from './commands/catalog.js';
 import { daemonCommand } from './commands/daemon.js';
 import { devicesCommand } from './commands/devices.js';
 import { imageCommand } from './commands/image.js';
@@ -32,6 +33,7 @@ try {
     .command(readCommand)
     .command(imageCommand)
     .command(verifyCommand)
+    .command(catalogCommand)
     .command(devicesCommand)
     .command(rmtCommand)
     .demandCommand(1, 'name a command (see --help)')

@@ -116,5 +116,6 @@ function formatVerdict(v: VolumeVerdict, copies: number, found: { manifest: Volu
 async function recordVerdict(catalogDir: string, manifest: VolumeManifest, v: VolumeVerdict, copies: string[]): Promise<void> {
   const journal = journalPath(catalogDir, manifest.drive);
   if (!existsSync(journal)) return;
-  await appendOnce(journal, { type: 'verify', session: manifest.session, time: new Date().toISOString(), volume: v.volume, ok: v.ok, copies, problems: v.problems });
+  const sessions = [...new Set(manifest.files.map((f) => f.session))];
+  await appendOnce(journal, { type: 'verify', sessions, time: new Date().toISOString(), volume: v.volume, ok: v.ok, copies, problems: v.problems });
 }

@@ -14,7 +14,8 @@ export type CatalogEntry =
   | { type: 'session'; session: string; drive: string; started: string; copies: string[] }
   | { type: 'volume'; session: string; time: string; manifest: VolumeManifest }
   | { type: 'end'; session: string; ended: string; volumes: number[]; stopped?: boolean }
-  | { type: 'verify'; session: string; time: string; volume: number; ok: boolean; copies: string[]; problems: string[] };
+  /** A verify of a volume, for every session that wrote a file on it. */
+  | { type: 'verify'; sessions: string[]; time: string; volume: number; ok: boolean; copies: string[]; problems: string[] };
 
 /** /var/lib/tapeproxy/catalog for root (systemd's StateDirectory), else under ~/.local/state. */
 export function defaultCatalogDir(): string {
@@ -51,11 +52,14 @@ export async function readSessions(dir: string, drive?: string): Promise<Session
         sessions.set(e.session, { ...e, unfinished: true, volumes: [], verifications: [] });
         continue;
       }
+      if (e.type === 'verify') {
+        for (const id of e.sessions) sessions.get(id)?.verifications.push(e);
+        continue;
+      }
       const s = sessions.get(e.session);
       if (!s) continue;
       if (e.type === 'volume') s.volumes = [...s.volumes.filter((v) => v.volume !== e.manifest.volume), e.manifest].sort((a, b) => a.volume - b.volume);
       else if (e.type === 'end') Object.assign(s, { ended: e.ended, unfinished: e.stopped === true });
-      else if (e.type === 'verify') s.verifications.push(e);
     }
   }
   return [...sessions.values()].sort((a, b) => a.started.localeCompare(b.started));

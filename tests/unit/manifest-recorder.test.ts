@@ -1,0 +1,167 @@
+/**
+ * The manifest recorder under the real drive and mirror, with image copies on disk: what it writes
+ * next to the images when the drive writes, appends, rewrites, erases and changes volumes, and what
+ * its journal says about sessions.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readSessions } from '../../daemon/catalog/catalog.js';
+import { Journal, readJournal } from '../../daemon/catalog/journal.js';
+import { type DriveHandle, PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
+import { MtOp } from '../../daemon/drive/mtio.js';
+import { fileDigest, FileHasher, GROUP_RECORDS, type VolumeManifest } from '../../daemon/manifest/manifest.js';
+import { ManifestRecorder } from '../../daemon/manifest/recorder.js';
+import { Mirror } from '../../daemon/mirror/mirror.js';
+import { Capacity } from '../../daemon/sinks/capacity.js';
+import { FileSink } from '../../daemon/sinks/file-sink.js';
+import { useTempDir } from '../support/temp-dir.js';
+
+const tmp = useTempDir();
+const drives: PseudoDrive[] = [];
+const mirrors: Mirror[] = [];
+afterEach(async () => {
+  for (const d of drives.splice(0)) await d.shutdown().catch(() => undefined);
+  for (const m of mirrors.splice(0)) await m.close().catch(() => undefined);
+});
+
+/** A drive pnst0 over one image copy a-%v.tap, recording manifests and a journal. */
+async function drive(capacity = new Capacity()): Promise<{ fd: DriveHandle; drive: PseudoDrive; journal: string }> {
+  const template = path.join(tmp.path, 'a-%v.tap');
+  const journal = path.join(tmp.path, 'catalog', 'pnst0.jsonl');
+  const sink = new FileSink({ path: template, capacity, readonly: false, fsync: false });
+  const recorder = new ManifestRecorder({ drive: 'pnst0', copies: [sink.name], images: [template], journal: new Journal(journal), log: () => undefined });
+  const mirror = new Mirror([sink], { window: 1 << 20, recorder });
+  const d = new PseudoDrive('pnst0', mirror, { maxRecord: 1 << 20, autoload: true, onClose: () => recorder.writerClosed(mirror.pastEarlyWarning) });
+  await d.start();
+  drives.push(d);
+  mirrors.push(mirror);
+  return { drive: d, fd: await d.open({ access: 'read-write' }), journal };
+}
+
+const record = (n: number, size = 1000) => Buffer.alloc(size, n);
+
+async function manifest(volume = 1): Promise<VolumeManifest> {
+  return JSON.parse(await readFile(path.join(tmp.path, `a-${volume}.tap.manifest.json`), 'utf8')) as VolumeManifest;
+}
+
+/** The digest of a file of these records, computed here the way the manifest defines it. */
+function digestOf(records: Buffer[]): string {
+  const h = new FileHasher();
+  for (const r of records) h.add(r);
+  return h.snapshot().sha256;
+}
+
+describe('manifest recorder', () => {
+  it('describes each file: start, records, sizes, filemark, content and digest', async () => {
+    const { fd } = await drive();
+    const first = [record(1), record(2), record(3, 500)];
+    for (const r of first) await fd.write(r);
+    await fd.ioctl(MtOp.MTWEOF, 2); // file 1 has no records
+    await fd.write(record(4));
+    await fd.ioctl(MtOp.MTNOP, 1); // a sync point: file 2 has no filemark yet
+    const m = await manifest();
+    expect(m.files.map((f) => [f.start, f.records, f.bytes, f.sizes, f.filemark, f.content])).toEqual([
+      [0, 3, 2500, [[1000, 2], [500, 1]], true, 'unknown'],
+      [4, 0, 0, [], true, 'empty'],
+      [5, 1, 1000, [[1000, 1]], false, 'unknown'],
+    ]);
+    expect(m.files.map((f) => f.sha256)).toEqual([digestOf(first), fileDigest(0, []), digestOf([record(4)])]);
+    expect(m.objects).toBe(6);
+  });
+
+  it('groups of 1024 records each have a digest; the file digest is over them', async () => {
+    const { fd } = await drive();
+    const records = Array.from({ length: GROUP_RECORDS + 5 }, (_, i) => record(i % 256, 100));
+    for (const r of records) await fd.write(r);
+    await fd.ioctl(MtOp.MTWEOF, 1);
+    const [file] = (await manifest()).files;
+    const framed = (rs: Buffer[]) => createHash('sha256').update(Buffer.concat(rs.flatMap((r) => [Buffer.from([0, 0, r.length >> 8, r.length & 255]), r]))).digest('hex');
+    expect(file!.groups).toEqual([framed(records.slice(0, GROUP_RECORDS)), framed(records.slice(GROUP_RECORDS))]);
+    expect(file!.sha256).toBe(fileDigest(records.length, file!.groups.map((g) => Buffer.from(g, 'hex'))));
+    expect(file!.sha256).toBe(digestOf(records));
+  });
+
+  it('appending after mt eod in a later run continues the manifest found next to the image', async () => {
+    const first = await drive();
+    await first.fd.write(record(1));
+    await first.fd.ioctl(MtOp.MTWEOF, 1);
+    await first.fd.close();
+    await first.drive.shutdown();
+    await mirrors.pop()!.close();
+    const before = await manifest();
+
+    const again = await drive();
+    await again.fd.ioctl(MtOp.MTEOM, 1);
+    await again.fd.write(record(2));
+    await again.fd.ioctl(MtOp.MTWEOF, 1);
+    const after = await manifest();
+    expect(after.files[0]).toEqual(before.files[0]);
+    expect(after.files[1]).toMatchObject({ start: 2, records: 1, sha256: digestOf([record(2)]) });
+    expect(after.files[1]!.session).not.toBe(after.files[0]!.session);
+  });
+
+  it('an image changed behind its manifest is recorded from where writing began', async () => {
+    const first = await drive();
+    await first.fd.write(record(1));
+    await first.fd.ioctl(MtOp.MTWEOF, 1);
+    await first.fd.close();
+    await first.drive.shutdown();
+    await mirrors.pop()!.close();
+    const image = path.join(tmp.path, 'a-1.tap');
+    await writeFile(image, Buffer.concat([await readFile(image), await readFile(image)])); // two files now
+
+    const again = await drive();
+    await again.fd.ioctl(MtOp.MTEOM, 1);
+    await again.fd.write(record(2));
+    await again.fd.ioctl(MtOp.MTWEOF, 1);
+    const m = await manifest();
+    expect(m.unrecordedBefore).toBe(4);
+    expect(m.files).toHaveLength(1);
+    expect(m.files[0]).toMatchObject({ start: 4, records: 1 });
+  });
+
+  it('writing inside a file keeps its first records and gives up its digest; at a file boundary, only later files go', async () => {
+    const { fd } = await drive();
+    for (let n = 0; n < 4; n++) await fd.write(record(n));
+    await fd.ioctl(MtOp.MTWEOF, 1);
+    for (let n = 0; n < 3; n++) await fd.write(record(10 + n));
+    await fd.ioctl(MtOp.MTWEOF, 1);
+
+    await fd.ioctl(MtOp.MTSEEK, 5); // the start of file 1
+    await fd.write(record(20));
+    await fd.ioctl(MtOp.MTWEOF, 1);
+    let m = await manifest();
+    expect(m.files.map((f) => [f.start, f.records, f.sha256])).toEqual([
+      [0, 4, digestOf([0, 1, 2, 3].map((n) => record(n)))],
+      [5, 1, digestOf([record(20)])],
+    ]);
+
+    await fd.ioctl(MtOp.MTSEEK, 2); // inside file 0
+    await fd.write(record(30));
+    await fd.ioctl(MtOp.MTWEOF, 1);
+    m = await manifest();
+    expect(m.files.map((f) => [f.start, f.records, f.bytes, f.filemark, f.sha256, f.groups])).toEqual([[0, 3, 3000, true, null, []]]);
+    expect(m.objects).toBe(4);
+  });
+
+  it('a backup over volumes is one session; a writer closing short of early warning ends it', async () => {
+    const { fd, drive: d, journal } = await drive(new Capacity(10_000, 3_000));
+    for (let n = 0; n < 7; n++) await fd.write(record(n)); // the 7th crosses early warning (at 7,000 bytes)
+    await fd.close(); // past early warning: the backup goes on on the next volume
+    const next = await d.open({ access: 'write' }); // autoload: volume 2
+    await next.write(record(9));
+    await next.close(); // short of early warning: the session ends
+    const again = await d.open({ access: 'write' });
+    await again.write(record(10));
+    await again.close();
+    const sessions = await readSessions(path.dirname(journal));
+    expect(sessions.map((s) => [s.volumes.map((v) => [v.volume, v.files.filter((f) => f.session === s.session).map((f) => f.records)]), s.unfinished])).toEqual([
+      [[[1, [7]], [2, [1]]], false],
+      [[[2, [1]]], false],
+    ]);
+    const types = ((await readJournal(journal)) as { type: string }[]).map((e) => e.type);
+    expect(types).toEqual(['session', 'volume', 'volume', 'end', 'session', 'volume', 'end']);
+  });
+});

@@ -3,7 +3,9 @@
  * this machine, sinks on a tmpfs (issue "Performance"). Prints a table and the ratios and writes
  * bench/results/latest.json. Not part of the test suite: figures, not pass/fail.
  *
- *   npm run bench [-- --runs 5 --sizes 10240,65536,262144,1048576 --mib 1024 --only Cdd,Bfile --long]
+ *   npm run bench [-- --runs 5 --sizes 10240,65536,262144,1048576 --mib 1024 --only Cdd,Bfile --long --no-manifests]
+ *
+ * --no-manifests runs the daemons without manifests (to see what recording them costs).
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +22,7 @@ const { values: opts } = parseArgs({
     mib: { type: 'string', default: '1024' },
     long: { type: 'boolean', default: false },
     only: { type: 'string', default: '' },
+    'no-manifests': { type: 'boolean', default: false },
   },
 });
 const RUNS = Number(opts.runs);
@@ -166,7 +169,10 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
 /** A drive with a FUSE device and two image copies on tmpfs; also reachable by rmt as /dev/bench0. */
 async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`, `file:${dir}/b.tap?fsync=false`]): Promise<Daemon> {
   const device = join(dir, 'bench0');
-  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', '--fuse', device, '--runtime-dir', join(dir, 'run'), '--listen', '127.0.0.1:0', ...sinks.flatMap((s) => ['--sink', s])], { reject: false });
+  const manifests = opts['no-manifests'] ? ['--no-manifests'] : ['--catalog-dir', join(dir, 'catalog')];
+  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', '--fuse', device, '--runtime-dir', join(dir, 'run'), '--listen', '127.0.0.1:0', ...manifests, ...sinks.flatMap((s) => ['--sink', s])], {
+    reject: false,
+  });
   const address = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const m = /"address":"([^"]+)","msg":"listening"/.exec(line);

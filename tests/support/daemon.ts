@@ -1,6 +1,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -25,10 +26,15 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-/** Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line. */
+/**
+ * Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line. Without
+ * --catalog-dir (or --config) the catalog goes to a temporary folder, not the machine's.
+ */
 export async function startDaemon(args: string[]): Promise<RunningDaemon> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
-  const proc = execa('node', [CLI, 'daemon', ...args, '--listen', '127.0.0.1:0'], { reject: false, stderr: 'inherit' });
+  const ownCatalog = args.includes('--catalog-dir') || args.includes('--config') ? undefined : await mkdtemp(join(tmpdir(), 'tapeproxy-catalog-'));
+  const catalog = ownCatalog ? ['--catalog-dir', ownCatalog] : [];
+  const proc = execa('node', [CLI, 'daemon', ...args, ...catalog, '--listen', '127.0.0.1:0'], { reject: false, stderr: 'inherit' });
   const logged: string[] = [];
   const address = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });
@@ -55,6 +61,7 @@ export async function startDaemon(args: string[]): Promise<RunningDaemon> {
       client.close();
       proc.kill('SIGTERM');
       await (proc as ResultPromise);
+      if (ownCatalog) await rm(ownCatalog, { recursive: true, force: true });
     },
   };
 }

@@ -37,7 +37,11 @@ export class CryptoPool {
   readonly chunks = new ChunkPool();
   private readonly workers: WorkerClient<CryptoRequest, CryptoReply>[];
 
-  constructor(size = Math.min(2, availableParallelism())) {
+  /**
+   * One worker seals about 2 GiB/s here, several times what the drive carries, so one per spare
+   * core, at most two: each is a V8 isolate (memory) and a thread to wake per batch.
+   */
+  constructor(size = Math.max(1, Math.min(2, availableParallelism() - 1))) {
     const script = workerScript(import.meta.url, './crypto-worker.js');
     this.workers = Array.from({ length: size }, () => new WorkerClient<CryptoRequest, CryptoReply>(script, 'encryption'));
   }

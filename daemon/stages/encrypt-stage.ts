@@ -167,10 +167,16 @@ export class EncryptStage implements Sink {
     this.push({ kind: 'erase', atStart });
   }
 
+  /**
+   * Only the wrapped sink's writing makes room (sealing moves bytes from this queue to its), so
+   * wait for that; the batch being filled is not cut short, it goes at the end of the turn.
+   */
   async drain(maxQueuedBytes: number): Promise<void> {
-    this.batcher.flush();
-    await this.queue.drain(0);
-    if (!this.queue.failure) await this.lower.drain(maxQueuedBytes);
+    while (!this.failure && this.queuedBytes > maxQueuedBytes) {
+      const own = this.queue.bytes;
+      if (own >= maxQueuedBytes) await this.queue.drain(Math.floor(maxQueuedBytes / 2));
+      else await this.lower.drain(maxQueuedBytes - own);
+    }
   }
 
   async sync(): Promise<void> {

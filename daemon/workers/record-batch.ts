@@ -32,7 +32,8 @@ export class ChunkPool {
 
   constructor(
     readonly chunkBytes = 2 ** 20,
-    private readonly keep = 32,
+    /** Enough for the batches of a 16 MiB write-behind window in flight. */
+    private readonly keep = 16,
   ) {}
 
   take(minBytes: number): ArrayBuffer {

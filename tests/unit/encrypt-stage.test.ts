@@ -19,6 +19,7 @@ import { MemorySink } from '../../daemon/sinks/memory-sink.js';
 import type { Sink } from '../../daemon/sinks/sink.js';
 import { sinkFromUri, SinkUriError } from '../../daemon/sinks/sink-uri.js';
 import { EncryptStage } from '../../daemon/stages/encrypt-stage.js';
+import { framedSize } from '../../daemon/sinks/simh-tap.js';
 import { imageObjects } from '../support/daemon.js';
 import { expectErrno } from '../support/errno.js';
 import { useTempDir } from '../support/temp-dir.js';
@@ -193,6 +194,35 @@ describe('encrypt stage: writing and reading through the drive', () => {
     const objects = await imageObjects(path.join(tmp.path, 'c-1.tap'));
     expect(objects).toHaveLength(9);
     expect(isHeader(objects[0]!)).toBe(true);
+  });
+
+  it('records larger than a batch buffer (1 MiB and 4 MiB) come back whole', async () => {
+    const image = path.join(tmp.path, 'big-%v.tap');
+    const mirror = new Mirror([stage(new FileSink({ path: image, capacity: new Capacity(), readonly: false, fsync: false }))], { window: 16 << 20 });
+    const drive = new PseudoDrive('pnst0', mirror, { maxRecord: 4 << 20, autoload: true });
+    await drive.start();
+    const fd = await drive.open({ access: 'read-write' });
+    const records = [randomBytes(1 << 20), randomBytes(4 << 20), randomBytes(1000)];
+    for (const r of records) await fd.write(r);
+    await fd.ioctl(MtOp.MTREW, 1);
+    for (const r of records) expect((await fd.read(4 << 20)).equals(r)).toBe(true);
+  });
+
+  it('a slow copy behind the stage holds the writer back: its queue stays within the window', async () => {
+    const slow = stage(new FileSink({ path: path.join(tmp.path, 'slow.tap'), capacity: new Capacity(), readonly: false, fsync: false, rate: 40 << 20 }));
+    const window = 1 << 20;
+    const mirror = new Mirror([new MemorySink('fast', new Capacity()), slow], { window });
+    const drive = new PseudoDrive('pnst0', mirror, { maxRecord: 1 << 20, autoload: true });
+    await drive.start();
+    const fd = await drive.open({ access: 'write' });
+    let most = 0;
+    for (let n = 0; n < 48; n++) {
+      await fd.write(rec(0, n, 256 * 1024));
+      most = Math.max(most, slow.queuedBytes);
+    }
+    expect(most).toBeGreaterThan(window / 2);
+    expect(most).toBeLessThanOrEqual(window + framedSize(256 * 1024 + RECORD_OVERHEAD));
+    await fd.close();
   });
 
   it('reaches early warning with the larger records counted, before a plain copy of the same size', async () => {

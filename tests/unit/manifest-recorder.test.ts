@@ -42,6 +42,16 @@ async function drive(capacity = new Capacity()): Promise<{ fd: DriveHandle; driv
 
 const record = (n: number, size = 1000) => Buffer.alloc(size, n);
 
+/** A daemon run that wrote one file of one record to volume 1 and stopped. */
+async function oneFileInAnEarlierRun(): Promise<void> {
+  const first = await drive();
+  await first.fd.write(record(1));
+  await first.fd.ioctl(MtOp.MTWEOF, 1);
+  await first.fd.close();
+  await first.drive.shutdown();
+  await mirrors.pop()!.close();
+}
+
 async function manifest(volume = 1): Promise<VolumeManifest> {
   return JSON.parse(await readFile(path.join(tmp.path, `a-${volume}.tap.manifest.json`), 'utf8')) as VolumeManifest;
 }
@@ -84,12 +94,7 @@ describe('manifest recorder', () => {
   });
 
   it('appending after mt eod in a later run continues the manifest found next to the image', async () => {
-    const first = await drive();
-    await first.fd.write(record(1));
-    await first.fd.ioctl(MtOp.MTWEOF, 1);
-    await first.fd.close();
-    await first.drive.shutdown();
-    await mirrors.pop()!.close();
+    await oneFileInAnEarlierRun();
     const before = await manifest();
 
     const again = await drive();
@@ -103,12 +108,7 @@ describe('manifest recorder', () => {
   });
 
   it('an image changed behind its manifest is recorded from where writing began', async () => {
-    const first = await drive();
-    await first.fd.write(record(1));
-    await first.fd.ioctl(MtOp.MTWEOF, 1);
-    await first.fd.close();
-    await first.drive.shutdown();
-    await mirrors.pop()!.close();
+    await oneFileInAnEarlierRun();
     const image = path.join(tmp.path, 'a-1.tap');
     await writeFile(image, Buffer.concat([await readFile(image), await readFile(image)])); // two files now
 

@@ -53,6 +53,7 @@ export const daemonCommand = {
         'one drive mirrored to two image files, reached over gRPC and rmt',
       )
       .example('$0 daemon --drive pnst0 --cuse --sink file:/srv/a-%v.tap', 'the same drive as /dev/pnst0 (CUSE)')
+      .example("$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap --sink 'encrypt:keyfile=/etc/tapeproxy/offsite.key|file:/mnt/offsite/b-%v.tap'", 'a second copy, encrypted')
       .example('$0 daemon --drive pnst0 --fuse ./pnst0 --sink file:a.tap --sink file:b.tap', 'as the file ./pnst0 (FUSE)')
       .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml', 'drives from a config file'),
   handler: async (args: Args) => {

@@ -34,7 +34,7 @@ export const verifyCommand = {
       })
       .option('volume', { type: 'number', describe: 'only this volume (default: every volume a copy holds, from 1)' })
       .option('manifest', { type: 'string', describe: 'the manifest to check against (default: the newest next to an image copy, else the catalog of --drive)' })
-      .option('drive', { type: 'string', describe: "the drive whose catalog has the manifests (for copies that are not image files) and gets the verdict" })
+      .option('drive', { type: 'string', describe: 'the drive whose catalog has the manifests (for copies that are not image files)' })
       .option('catalog-dir', { type: 'string', describe: `the catalog (default ${defaultCatalogDir()})` })
       .example('$0 verify /srv/tapes/a-%v.tap "encrypt:keyfile=/etc/tapeproxy/offsite.key|file:/srv/tapes/b-%v.tap"', 'both copies of every volume, against the manifests next to them and against each other')
       .example('$0 verify nst:/dev/nst0 --volume 3 --drive pnst0', 'the cartridge in a real drive, against volume 3 of drive pnst0 in the catalog'),

@@ -12,12 +12,15 @@ export class StageError extends Error {}
  * `key=value&key=value`, URL-encoded as query strings are.
  */
 interface StageType {
+  /** How it is written, for --help. */
+  usage: string;
   params: Record<string, string>;
   make(params: URLSearchParams, inner: Sink, log?: SinkLog): Sink;
 }
 
 const STAGE_TYPES: Record<string, StageType> = {
   encrypt: {
+    usage: 'encrypt:keyfile=PATH|URI or encrypt:keyenv=NAME|URI',
     params: {
       keyfile: 'key file, mode 0600: 32 raw bytes, 64 hex digits, or a passphrase (stretched with scrypt)',
       keyenv: 'environment variable holding 64 hex digits or a passphrase',
@@ -35,8 +38,8 @@ const STAGE_TYPES: Record<string, StageType> = {
   },
 };
 
-export const STAGE_URI_HELP = Object.entries(STAGE_TYPES)
-  .map(([type, t]) => `${type}:${Object.keys(t.params).join('|')}=...|URI`)
+export const STAGE_URI_HELP = Object.values(STAGE_TYPES)
+  .map((t) => t.usage)
   .join('; ');
 
 /** `uri` is `STAGE:PARAMS|URI` with a known stage (a `|` elsewhere, as in a file name, is not one). */

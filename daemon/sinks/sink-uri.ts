@@ -93,7 +93,7 @@ export function sinkFromUri(uri: string, log?: SinkLog): Sink {
   const stage = stageOf(uri);
   if (stage) {
     try {
-      return wrapInStage(stage.spec, sinkFromUri(stage.inner, log), log);
+      return wrapInStage(stage.spec, sinkFromUri(stage.build, log), log);
     } catch (err) {
       throw err instanceof StageError ? new SinkUriError(uri, err.message) : err;
     }

@@ -1,4 +1,5 @@
 import { KeyError, KeySource } from '../crypto/keys.js';
+import { RECORD_OVERHEAD } from '../crypto/record-cipher.js';
 import type { Sink } from '../sinks/sink.js';
 import type { SinkLog } from '../sinks/sink-uri.js';
 import { EncryptStage } from './encrypt-stage.js';
@@ -15,6 +16,8 @@ interface StageType {
   /** How it is written, for --help. */
   usage: string;
   params: Record<string, string>;
+  /** The wrapped sink's URI as this stage needs it. */
+  inner?: (uri: string) => string;
   make(params: URLSearchParams, inner: Sink, log?: SinkLog): Sink;
 }
 
@@ -25,6 +28,9 @@ const STAGE_TYPES: Record<string, StageType> = {
       keyfile: 'key file, mode 0600: 32 raw bytes, 64 hex digits, or a passphrase (stretched with scrypt)',
       keyenv: 'environment variable holding 64 hex digits or a passphrase',
     },
+    // Records are RECORD_OVERHEAD bytes longer: a real drive reads them back with room for that
+    // (nst:'s default max-record is 1M, the drive's default).
+    inner: (uri) => (/^nst:/.test(uri) && !/[?&]max-record=/.test(uri) ? `${uri}${uri.includes('?') ? '&' : '?'}max-record=${2 ** 20 + RECORD_OVERHEAD}` : uri),
     make(params, inner, log) {
       const file = params.get('keyfile');
       const env = params.get('keyenv');
@@ -42,11 +48,16 @@ export const STAGE_URI_HELP = Object.values(STAGE_TYPES)
   .map((t) => t.usage)
   .join('; ');
 
-/** `uri` is `STAGE:PARAMS|URI` with a known stage (a `|` elsewhere, as in a file name, is not one). */
-export function stageOf(uri: string): { spec: string; inner: string } | undefined {
+/**
+ * `uri` is `STAGE:PARAMS|URI` with a known stage (a `|` elsewhere, as in a file name, is not one):
+ * its parts, and the URI the wrapped sink is built from.
+ */
+export function stageOf(uri: string): { spec: string; inner: string; build: string } | undefined {
   const bar = uri.indexOf('|');
-  if (bar < 0 || !(uri.slice(0, uri.indexOf(':')) in STAGE_TYPES)) return undefined;
-  return { spec: uri.slice(0, bar), inner: uri.slice(bar + 1) };
+  const kind = STAGE_TYPES[uri.slice(0, uri.indexOf(':'))];
+  if (bar < 0 || !kind) return undefined;
+  const inner = uri.slice(bar + 1);
+  return { spec: uri.slice(0, bar), inner, build: kind.inner?.(inner) ?? inner };
 }
 
 /** The stage `spec` (`STAGE:PARAMS`) around `inner`; StageError if its parameters are wrong. */

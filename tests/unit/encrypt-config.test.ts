@@ -6,7 +6,7 @@ import { ConfigError, loadConfigFile, validateConfig } from '../../daemon/config
 import { FileSink } from '../../daemon/sinks/file-sink.js';
 import { sinkFromUri } from '../../daemon/sinks/sink-uri.js';
 import { EncryptStage } from '../../daemon/stages/encrypt-stage.js';
-import { innermostUri } from '../../daemon/stages/stage-uri.js';
+import { innermostUri, stageOf } from '../../daemon/stages/stage-uri.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const tmp = useTempDir();
@@ -25,6 +25,9 @@ describe('encrypt stage URIs', () => {
     expect(sink.name).toBe(`encrypt:keyfile=${key}|file:${tmp.path}/b-%v.tap`);
     expect(sink.earlyWarningZone).toBe(Math.floor((10 << 20) / 50));
     expect(innermostUri(`encrypt:keyfile=${key}|encrypt:keyenv=X|file:/a|b.tap`)).toBe('file:/a|b.tap');
+    // A real drive behind the stage reads back records 28 bytes longer than the drive's 1M default.
+    expect(stageOf('encrypt:keyenv=K|nst:/dev/nst0')?.build).toBe('nst:/dev/nst0?max-record=1048604');
+    expect(stageOf('encrypt:keyenv=K|nst:/dev/nst0?max-record=4M')?.build).toBe('nst:/dev/nst0?max-record=4M');
     // A | that follows no stage is part of the sink's own target.
     expect(sinkFromUri(`file:${tmp.path}/a|b.tap`)).toBeInstanceOf(FileSink);
   });

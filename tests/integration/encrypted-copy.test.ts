@@ -73,6 +73,38 @@ describe('tar -M to a plain and an encrypted copy', () => {
   });
 });
 
+describe('an encrypted copy on its own', () => {
+  it('a later run appends after mt eod and overwrites in the middle; tar reads each archive, mt tell agrees', async () => {
+    const key = await keyFile();
+    const sink = `encrypt:keyfile=${key}|file:${dir.path}/c-%v.tap`;
+    for (const name of ['first', 'second']) await writeFile(join(dir.path, `${name}.txt`), name.repeat(5000));
+    let dev = await fuseDrive([sink]);
+    await execa('tar', ['-cf', dev, 'first.txt'], { cwd: dir.path });
+    const afterFirst = (await execa('mt', ['-f', dev, 'tell'])).stdout;
+    await daemon!.stop();
+
+    dev = await fuseDrive([sink]); // a new run: the stage knows nothing of the volume yet
+    await execa('mt', ['-f', dev, 'eod']);
+    expect((await execa('mt', ['-f', dev, 'tell'])).stdout).toBe(afterFirst);
+    await execa('tar', ['-cf', dev, 'second.txt'], { cwd: dir.path });
+    await execa('mt', ['-f', dev, 'rewind']);
+    expect((await execa('tar', ['-tf', dev])).stdout).toBe('first.txt');
+    await execa('mt', ['-f', dev, 'fsf', '1']);
+    expect((await execa('tar', ['-xOf', dev])).stdout).toBe('second'.repeat(5000));
+
+    // Over the second archive, in a third run: the first stays, the second is gone.
+    await daemon!.stop();
+    dev = await fuseDrive([sink]);
+    await execa('mt', ['-f', dev, 'fsf', '1']);
+    await execa('tar', ['-cf', dev, 'first.txt'], { cwd: dir.path });
+    await execa('mt', ['-f', dev, 'rewind']);
+    await execa('mt', ['-f', dev, 'fsf', '1']);
+    expect((await execa('tar', ['-tf', dev])).stdout).toBe('first.txt');
+    await execa('mt', ['-f', dev, 'fsf', '1']);
+    expect((await execa('tar', ['-tf', dev], { reject: false })).exitCode).not.toBe(0); // end of data
+  });
+});
+
 describe('tampered encrypted images', () => {
   const RECORD = 10240;
   /** Offset in an encrypted image of record n (the drive's numbering) of a volume of RECORD-byte records. */

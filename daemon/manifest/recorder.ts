@@ -277,9 +277,12 @@ export class ManifestRecorder implements MirrorRecorder {
   private async endSession(stopped: boolean): Promise<void> {
     const session = this.session!;
     this.session = undefined; // a write from here on starts the next session
-    if (this.current) {
+    const v = this.current;
+    if (v && session.volumes.has(v.volume)) {
       await this.sync();
-      await this.journalVolume(this.current);
+      // Under this session's name, even if the next session has begun writing meanwhile.
+      if (v.session === session.id) v.unjournaled = false;
+      await this.journal({ type: 'volume', session: session.id, time: new Date().toISOString(), manifest: this.manifestOf(v) });
     }
     await this.journal({ type: 'end', session: session.id, ended: new Date().toISOString(), volumes: [...session.volumes], ...(stopped && { stopped }) }, true);
   }

@@ -77,11 +77,17 @@ export class Mirror implements Medium {
     return zones.length > 0 ? Math.min(...zones) : undefined;
   }
 
+  /**
+   * A copy that cannot load its next volume (no cartridge before the timeout, a changer that
+   * failed, an image that cannot be created) has failed: the policy decides, as for a write error.
+   */
   async loadNext(): Promise<void> {
     const volume = this.volumeNo + 1;
-    const loaded = await Promise.all(this.active.map((s) => s.load(volume)));
+    const copies = this.active;
+    const results = await Promise.allSettled(copies.map((s) => s.load(volume)));
+    this.settle(copies, results);
     this.volumeNo = volume;
-    this.protectedCartridge = loaded.some((l) => l.writeProtected);
+    this.protectedCartridge = results.some((r) => r.status === 'fulfilled' && r.value.writeProtected);
     this.pos = 0;
     this.isLoaded = true;
   }

@@ -8,11 +8,11 @@ source "$CASES/lib.sh"
 MiB=$((1 << 20))
 
 tgt_start
-a=$(tgt_add_tape 16 "$WORK/a-1.img" A1)
-b=$(tgt_add_tape 16 "$WORK/b-1.img" B1)
+a=$(tgt_add_tape 8 "$WORK/a-1.img" A1)
+b=$(tgt_add_tape 8 "$WORK/b-1.img" B1)
 
 mkdir -p "$WORK/src"
-for i in $(seq 1 10); do head -c $((2 * MiB)) /dev/urandom >"$WORK/src/f$i"; done
+for i in $(seq 1 10); do head -c $((1 * MiB)) /dev/urandom >"$WORK/src/f$i"; done
 
 # waits_for_operator LOG DEVICE: the daemon's log says it waits for a cartridge in DEVICE.
 waits_for_operator() { grep -q "\"msg\":\"waiting for a cartridge in $2\"" "$1"; }
@@ -40,7 +40,7 @@ kill -0 "$tar_pid" 2>/dev/null || fail "tar went on with volume 1's cartridge st
 note "operator: taking volume 1 out of $a, then loading a new cartridge"
 tgt_eject 1
 sleep 3 # the daemon looks once a second: it sees the drive empty
-tgtimg --op new --device-type tape --barcode A2 --size 16 --type data --file "$WORK/a-2.img" >/dev/null
+tgtimg --op new --device-type tape --barcode A2 --size 8 --type data --file "$WORK/a-2.img" >/dev/null
 tgt_insert 1 "$WORK/a-2.img"
 wait "$tar_pid" || fail "tar -c -M failed after the operator loaded the cartridge: $(cat "$WORK/tar.log")"
 status=$(tapeproxy status d0)

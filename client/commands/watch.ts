@@ -63,7 +63,9 @@ export const watchCommand = {
           else if (err.code === grpc.status.UNAVAILABLE) reject(new Error(`cannot reach the daemon at ${args.server}: ${err.details}`));
           else reject(new Error(err.details || err.message));
         });
-        call.on('end', () => {
+        // Not 'end', which comes before 'error' when the call fails.
+        call.on('status', (status: grpc.StatusObject) => {
+          if (status.code !== grpc.status.OK) return;
           if (!quitting) process.stderr.write(`tapeproxy: the daemon at ${args.server} ended the watch (it is stopping)\n`);
           resolve();
         });

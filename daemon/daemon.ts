@@ -35,8 +35,6 @@ const MESSAGE_OVERHEAD = 64 * 1024;
 
 export interface Daemon {
   address: string;
-  /** Where Prometheus metrics are served, when configured. */
-  metricsAddress?: string;
   drives: ReadonlyMap<string, ServedDrive>;
   stop(): Promise<void>;
 }
@@ -57,6 +55,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   const bus = new EventBus();
   logEvents(bus, log);
+  // Counting events from the first one (volume 1's load at start).
+  const metrics = config.metrics ? new Metrics(bus, () => [...drives.values()].map(driveInfo)) : undefined;
   for (const d of config.drives) {
     const sinkLog = (message: string, fields: Record<string, unknown>) => log.info({ drive: d.name, ...fields }, message);
     const events = bus.forDrive(d.name);
@@ -77,18 +77,17 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
   const sampler = setInterval(() => drives.forEach((d) => d.rates?.sample()), SAMPLE_INTERVAL_MS).unref();
   const { server, address, watch, health } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus);
-  const metrics = config.metrics ? await serveMetrics(config.metrics, new Metrics(bus, () => [...drives.values()].map(driveInfo)), log) : undefined;
+  const metricsServer = metrics && (await serveMetrics(config.metrics!, metrics, log));
   log.info({ address }, 'listening');
 
   return {
     address,
-    ...(metrics && { metricsAddress: metrics.address }),
     drives,
     async stop() {
       health.stopping();
       watch.close();
       clearInterval(sampler);
-      metrics?.server.close();
+      metricsServer?.server.close();
       for (const { endpoint, supervisor } of frontEnds) {
         await supervisor.stop();
         await endpoint.close();

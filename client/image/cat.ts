@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
 import { UsageError } from '../cli-error.js';
@@ -11,42 +10,52 @@ interface Args {
 
 /**
  * Writes the records of tape file `n` (counted from 1, as `image ls` lists them) to `out`, as a
- * byte stream, streaming: a record at a time, waiting when `out` is full. Returns how many files
- * the image has when it has fewer than `n`.
+ * byte stream, streaming: a record at a time, waiting when `out` is full. A reader that stops early
+ * (EPIPE: `tar -t` after its end-of-archive blocks, `head`) ends it quietly. Says whether file `n`
+ * exists, and how many files the image has.
  */
 export async function catTapeFile(path: string, n: number, out: NodeJS.WritableStream): Promise<{ found: boolean; files: number }> {
   let file = 1; // the tape file the next object belongs to
   let found = false; // file n exists: a record of it or its closing tape mark was seen
   let recordsSinceMark = false;
   let closed = false;
-  const onError = (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-    closed = true; // the reader has what it wanted (tar -t stops at its end-of-archive blocks)
-  };
-  out.on('error', onError);
-  try {
-    await walkImage(path, true, async (o) => {
-      if (closed) return false;
-      if (o.kind === 'filemark') {
-        if (file === n) {
-          found = true;
-          return false;
-        }
-        file++;
-        recordsSinceMark = false;
-        return true;
+  let failure: Error | undefined;
+  // Stays attached: an EPIPE may come after the last write.
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    closed = true;
+    if (err.code !== 'EPIPE') failure ??= err;
+  });
+  await walkImage(path, true, async (o) => {
+    if (closed) return false;
+    if (o.kind === 'filemark') {
+      if (file === n) {
+        found = true;
+        return false;
       }
-      recordsSinceMark = true;
-      if (file !== n) return true;
-      found = true;
-      if (!out.write(o.data)) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+      file++;
+      recordsSinceMark = false;
       return true;
-    });
-  } finally {
-    out.off('error', onError);
-  }
+    }
+    recordsSinceMark = true;
+    if (file !== n) return true;
+    found = true;
+    if (!out.write(o.data)) await writable(out);
+    return true;
+  });
+  if (failure) throw failure;
   // A last file without a closing tape mark counts, as in `image ls`.
   return { found, files: file - 1 + (recordsSinceMark ? 1 : 0) };
+}
+
+/** Resolves when `out` drains, fails or closes (a failure is the error listener's). */
+function writable(out: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      for (const event of ['drain', 'error', 'close']) out.off(event, done);
+      resolve();
+    };
+    for (const event of ['drain', 'error', 'close']) out.once(event, done);
+  });
 }
 
 export const catCommand = {

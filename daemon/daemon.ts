@@ -77,7 +77,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
   const sampler = setInterval(() => drives.forEach((d) => d.rates?.sample()), SAMPLE_INTERVAL_MS).unref();
   const { server, address, watch, health } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus);
-  const metricsServer = metrics && (await serveMetrics(config.metrics!, metrics, log));
+  const metricsServer = metrics && config.metrics ? await serveMetrics(config.metrics, metrics, log) : undefined;
   log.info({ address }, 'listening');
 
   return {

@@ -16,7 +16,7 @@ const RESET = '\x1b[0m';
 const COLORS: Record<string, string> = { red: '\x1b[31m', yellow: '\x1b[33m', green: '\x1b[32m', bold: '\x1b[1m', dim: '\x1b[2m' };
 
 /** The drive's state, the most pressing first. */
-export function driveStateLabel(d: DriveInfo): string {
+function driveStateLabel(d: DriveInfo): string {
   const s = d.state!;
   if (d.sinks.some((k) => k.failure && !k.setAside)) return 'COPY FAILED';
   if (s.loading) return 'WAITING FOR A VOLUME';

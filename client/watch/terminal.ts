@@ -64,7 +64,7 @@ export class TerminalView {
   }
 
   private draw(): void {
-    const lines = renderScreen(this.model, this.out.columns || 80, this.out.rows || 24, true);
+    const lines = renderScreen(this.model, this.out.columns || 80, this.out.rows || 24, !process.env.NO_COLOR); // no-color.org
     // Home, each line then clear to its end, then clear below: no flicker from clearing first.
     this.out.write(`\x1b[H${lines.join('\x1b[K\r\n')}\x1b[K\x1b[J`);
   }

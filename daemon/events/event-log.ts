@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { describeEvent, type DriveEvent, type EventBus } from './events.js';
 
-/** Failures are errors; early warning and the end of tape are what an operator watches for. */
+/** Failures are errors; the rest is the normal course of a backup. */
 function level(e: DriveEvent): 'error' | 'info' {
   if (e.type === 'copy-failed' || (e.type === 'verify' && !e.ok) || (e.type === 'closed' && e.error)) return 'error';
   return 'info';

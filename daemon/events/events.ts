@@ -32,8 +32,6 @@ export type DriveEvent = DriveEventBody & {
   seq: number;
 };
 
-export type EventType = DriveEvent['type'];
-
 /** How a drive, its mirror or a verifier publishes: the drive's name is bound in. */
 export type PublishEvent = (event: DriveEventBody) => void;
 

@@ -63,7 +63,8 @@ describe('systemd unit', () => {
   });
 
   it("keeps systemd's exposure rating at OK or better (the sandbox is in place)", async () => {
-    const r = await execa('systemd-analyze', ['security', '--offline=true', unit], { reject: false });
+    // A UTF-8 locale, for the check marks (in C, systemd writes + and - instead).
+    const r = await execa('systemd-analyze', ['security', '--offline=true', unit], { reject: false, env: { LC_ALL: 'C.UTF-8' } });
     const [, score, label] = /Overall exposure level for tapeproxy\.service: ([\d.]+) (\w+)/.exec(r.stdout) ?? [];
     expect(['SAFE', 'OK'], `exposure ${score}`).toContain(label);
     for (const kept of ['ProtectSystem=', 'NoNewPrivileges=', 'PrivateTmp=', 'ProtectHome=', 'RestrictAddressFamilies=~AF_PACKET']) {

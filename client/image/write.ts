@@ -32,6 +32,7 @@ export interface ReplayResult {
 export async function replayImage(image: string, sink: Sink, overwrite: boolean): Promise<ReplayResult> {
   const result: ReplayResult = { volumes: 0, records: 0, tapeMarks: 0, pastEarlyWarning: [] };
   for (let volume = 1; volume === 1 || existsSync(volumePath(image, volume)); volume++) {
+    if (volume > 1) await sink.unload(); // the last volume stays in (a real drive is not ejected at the end)
     const { writeProtected } = await sink.load(volume);
     if (writeProtected) throw new Error(`${sink.name}: volume ${volume} is write-protected`);
     if (!overwrite && !(await sink.atEnd())) {
@@ -53,7 +54,6 @@ export async function replayImage(image: string, sink: Sink, overwrite: boolean)
     });
     await sink.sync();
     if (sink.earlyWarning) result.pastEarlyWarning.push(volume);
-    await sink.unload();
     result.volumes = volume;
   }
   return result;
@@ -71,12 +71,15 @@ export const imageWriteCommand = {
       .example("$0 image write a-1.tap 'nst:/dev/nst0'", 'write an image onto a real tape'),
   handler: async (args: Args) => {
     const sink = sinkFromUri(args.sink, (message, fields) => process.stderr.write(`tapeproxy: ${message} ${JSON.stringify(fields)}\n`));
+    let r: ReplayResult;
     try {
-      const r = await replayImage(args.image, sink, args.overwrite);
-      const ew = r.pastEarlyWarning.length > 0 ? `; past early warning on volume ${r.pastEarlyWarning.join(', ')}` : '';
-      console.log(`wrote ${r.records} records and ${r.tapeMarks} tape marks, ${r.volumes} ${r.volumes === 1 ? 'volume' : 'volumes'}, from ${args.image} to ${sink.name}${ew}`);
-    } finally {
-      await sink.close().catch(() => undefined);
+      r = await replayImage(args.image, sink, args.overwrite);
+    } catch (err) {
+      await sink.close().catch(() => undefined); // the replay's error is the one to report
+      throw err;
     }
+    await sink.close();
+    const ew = r.pastEarlyWarning.length > 0 ? `; past early warning on volume ${r.pastEarlyWarning.join(', ')}` : '';
+    console.log(`wrote ${r.records} records and ${r.tapeMarks} tape marks, ${r.volumes} ${r.volumes === 1 ? 'volume' : 'volumes'}, from ${args.image} to ${sink.name}${ew}`);
   },
 };

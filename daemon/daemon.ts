@@ -3,9 +3,14 @@ import type { Logger } from 'pino';
 import { join } from 'node:path';
 import type { DaemonConfig, DriveConfig } from './config/config.js';
 import { PseudoDrive } from './drive/pseudo-drive.js';
-import { startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
+import { logEvents } from './events/event-log.js';
+import { EventBus } from './events/events.js';
+import { RateMeter, SAMPLE_INTERVAL_MS } from './events/rates.js';
+import { driveInfo, startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
+import { startMetricsServer } from './metrics/metrics-server.js';
+import { Metrics } from './metrics/prometheus.js';
 import { Mirror } from './mirror/mirror.js';
 import { sinkFromUri } from './sinks/sink-uri.js';
 
@@ -48,30 +53,41 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   }
   const drives = new Map<string, ServedDrive>();
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
+  const bus = new EventBus();
+  logEvents(bus, log);
+  // Counting events from the first one (volume 1's load at start).
+  const metrics = config.metrics ? new Metrics(bus, () => [...drives.values()].map(driveInfo)) : undefined;
   for (const d of config.drives) {
     const sinkLog = (message: string, fields: Record<string, unknown>) => log.info({ drive: d.name, ...fields }, message);
-    const mirror = new Mirror(d.sinks.map((uri) => sinkFromUri(uri, sinkLog)), {
+    const events = bus.forDrive(d.name);
+    const mirror: Mirror = new Mirror(d.sinks.map((uri) => sinkFromUri(uri, sinkLog)), {
       window: d.window,
       minCopies: d.minCopies,
-      onCopyFailed: (sink, error, dropped) =>
-        dropped
-          ? log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: set aside, the backup goes on with the other copies')
-          : log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: the writer gets the error'),
+      onCopyFailed: (sink, error, setAside) => events({ type: 'copy-failed', sink: sink.name, volume: mirror.volume, error: error.message, setAside }),
+      events,
     });
-    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload });
+    const rates = new RateMeter(mirror.sinks);
+    bus.subscribe((e) => e.drive === d.name && rates.onEvent(e));
+    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload, events });
     await drive.start();
-    drives.set(d.name, { drive, mirror });
+    drives.set(d.name, { drive, mirror, rates });
     log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
     if (d.device) frontEnds.push(await startShim(d, drive, mirror, config.runtimeDir, log));
   }
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
-  const { server, address } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log);
+  const sampler = setInterval(() => drives.forEach((d) => d.rates?.sample()), SAMPLE_INTERVAL_MS).unref();
+  const { server, address, watch, health } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus);
+  const metricsServer = metrics && config.metrics ? await serveMetrics(config.metrics, metrics, log) : undefined;
   log.info({ address }, 'listening');
 
   return {
     address,
     drives,
     async stop() {
+      health.stopping();
+      watch.close();
+      clearInterval(sampler);
+      metricsServer?.server.close();
       for (const { endpoint, supervisor } of frontEnds) {
         await supervisor.stop();
         await endpoint.close();
@@ -111,6 +127,13 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
   await supervisor.ready();
   log.info({ drive: d.name, device: supervisor.devicePath }, 'device ready');
   return { endpoint, supervisor };
+}
+
+async function serveMetrics(listen: string, metrics: Metrics, log: Logger) {
+  const colon = listen.lastIndexOf(':');
+  const served = await startMetricsServer(metrics, { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) });
+  log.info({ address: served.address }, 'metrics listening (GET /metrics)');
+  return served;
 }
 
 function shutdown(server: grpc.Server): Promise<void> {

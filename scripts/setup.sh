@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 # procps (pgrep) for finding the shim; mbuffer: the benchmark's peer
 # qemu-system-x86, debootstrap, busybox-static, kmod: the kernel rig (tests/kernel), a QEMU guest
 # with Debian's kernel for CUSE and real st drives, built once into /var/cache/tapeproxy-kernel-rig
+# tmux: the watch test runs `tapeproxy watch` in a real terminal; systemd (systemd-analyze verify,
+# security) and udev (udevadm test): the deploy test checks deploy/'s unit and udev rule
 PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer
-  qemu-system-x86 debootstrap busybox-static kmod)
+  qemu-system-x86 debootstrap busybox-static kmod tmux systemd udev)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
-import { ConfigError, DEFAULTS, loadConfigFile, validateConfig, type DaemonConfig } from '../../daemon/config/config.js';
+import { ConfigError, DEFAULTS, parseMetricsAddress, validateConfig, type DaemonConfig } from '../../daemon/config/config.js';
+import { checkConfigPaths, loadCheckedConfig } from '../../daemon/config/config-paths.js';
 import { startDaemon } from '../../daemon/daemon.js';
 import { createLogger } from '../../daemon/log.js';
 import { SINK_URI_HELP } from '../../daemon/sinks/sink-uri.js';
@@ -20,6 +21,7 @@ interface Args {
   'device-mode'?: string;
   'device-group'?: string;
   'runtime-dir'?: string;
+  metrics?: string;
 }
 
 export const daemonCommand = {
@@ -43,13 +45,15 @@ export const daemonCommand = {
       .option('device-mode', { type: 'string', describe: `mode of the device file (default ${DEFAULTS.deviceMode})` })
       .option('device-group', { type: 'string', describe: `group of the device file (default ${DEFAULTS.deviceGroup})` })
       .option('runtime-dir', { type: 'string', describe: `where the shims' sockets go (default ${DEFAULTS.runtimeDir})` })
+      .option('metrics', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (PORT alone: on 127.0.0.1; default off)' })
       .example(
         '$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap?capacity=400G --sink file:/srv/b-%v.tap',
         'one drive mirrored to two image files, reached over gRPC and rmt',
       )
       .example('$0 daemon --drive pnst0 --cuse --sink file:/srv/a-%v.tap', 'the same drive as /dev/pnst0 (CUSE)')
       .example('$0 daemon --drive pnst0 --fuse ./pnst0 --sink file:a.tap --sink file:b.tap', 'as the file ./pnst0 (FUSE)')
-      .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml', 'drives from a config file'),
+      .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml', 'drives from a config file')
+      .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml --metrics 9464', 'with metrics at http://127.0.0.1:9464/metrics'),
   handler: async (args: Args) => {
     const config = await configFrom(args);
     const log = createLogger();
@@ -68,18 +72,25 @@ export const daemonCommand = {
   },
 };
 
+/** The configuration from --config or from flags, checked against this machine (paths, devices). */
 async function configFrom(args: Args): Promise<DaemonConfig> {
   if (args.config) {
     if (args.drive || args.sink) throw new UsageError('use either --config or --drive/--sink, not both');
-    const config = await loadConfigFile(args.config);
+    const config = await loadCheckedConfig(args.config);
     if (args.listen) config.listen = args.listen;
+    try {
+      if (args.metrics) config.metrics = parseMetricsAddress(args.metrics);
+    } catch (err) {
+      throw new ConfigError(`--metrics: ${(err as Error).message}`);
+    }
     return config;
   }
   if (!args.drive) throw new UsageError('give --config FILE, or --drive NAME with one or more --sink URI');
   if (!args.sink?.length) throw new UsageError(`drive ${args.drive} needs at least one --sink URI`);
   try {
-    return validateConfig({
+    const config = validateConfig({
       listen: args.listen,
+      metrics: args.metrics,
       'runtime-dir': args['runtime-dir'],
       drives: [
         {
@@ -96,10 +107,15 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
         },
       ],
     });
+    checkConfigPaths(config);
+    return config;
   } catch (err) {
     // Flag values are named by flag, not by config key.
     throw new ConfigError(
-      (err as Error).message.replace(/^drives\[0\]\.sinks\[\d+\]: /, '--sink: ').replace(/^drives\[0\]\.([\w-]+)/, '--$1'),
+      (err as Error).message
+        .replace(/^drives\[0\]\.sinks\[\d+\]: /, '--sink: ')
+        .replace(/^drives\[0\]\.([\w-]+)/, '--$1')
+        .replace(/^metrics:/, '--metrics:'),
     );
   }
 }

@@ -1,7 +1,10 @@
-import { open } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
-import { SimhReader } from '../../daemon/sinks/simh-reader.js';
+import { catCommand } from '../image/cat.js';
+import { repairCommand } from '../image/repair.js';
+import { verifyCommand } from '../image/verify.js';
+import { walkImage } from '../image/walk.js';
+import { imageWriteCommand } from '../image/write.js';
 
 interface TapeFile {
   records: number;
@@ -14,33 +17,23 @@ interface TapeFile {
 
 /** Lists the files of a SIMH image: records, sizes and filemarks, up to end of data. */
 export async function listImage(path: string, withRecords = false): Promise<{ files: TapeFile[]; imageBytes: number }> {
-  const fh = await open(path, 'r');
-  try {
-    const size = (await fh.stat()).size;
-    const reader = new SimhReader(fh, path);
-    const files: TapeFile[] = [];
-    const fresh = (): TapeFile => ({ records: 0, bytes: 0, sizes: new Map(), endsWithFilemark: false, ...(withRecords ? { recordList: [] } : {}) });
-    let file = fresh();
-    for (let offset = 0; ; ) {
-      const r = await reader.objectAt(offset, size, false);
-      if (r.object.kind === 'blank') break;
-      offset = r.next;
-      if (r.object.kind === 'filemark') {
-        file.endsWithFilemark = true;
-        files.push(file);
-        file = fresh();
-        continue;
-      }
-      file.records++;
-      file.bytes += r.length;
-      file.sizes.set(r.length, (file.sizes.get(r.length) ?? 0) + 1);
-      file.recordList?.push(r.length);
+  const files: TapeFile[] = [];
+  const fresh = (): TapeFile => ({ records: 0, bytes: 0, sizes: new Map(), endsWithFilemark: false, ...(withRecords ? { recordList: [] } : {}) });
+  let file = fresh();
+  const { size } = await walkImage(path, false, (o) => {
+    if (o.kind === 'filemark') {
+      file.endsWithFilemark = true;
+      files.push(file);
+      file = fresh();
+      return;
     }
-    if (file.records > 0) files.push(file);
-    return { files, imageBytes: size };
-  } finally {
-    await fh.close();
-  }
+    file.records++;
+    file.bytes += o.length;
+    file.sizes.set(o.length, (file.sizes.get(o.length) ?? 0) + 1);
+    file.recordList?.push(o.length);
+  });
+  if (file.records > 0) files.push(file);
+  return { files, imageBytes: size };
 }
 
 interface Args {
@@ -57,7 +50,7 @@ const lsCommand = {
       .positional('file', { type: 'string', demandOption: true })
       .option('records', { type: 'boolean', default: false, describe: 'list every record' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
-      .example('$0 image ls /srv/tapes/a-1.tap', 'one line per tape file'),
+      .example('$0 image ls /srv/tapes/a-1.tap', 'one line per tape file, counted from 1 (st counts from 0: file 1 is after mt rewind)'),
   handler: async (args: Args) => {
     const { files, imageBytes } = await listImage(args.file, args.records);
     if (args.json) {
@@ -66,7 +59,7 @@ const lsCommand = {
     }
     files.forEach((f, i) => {
       const sizes = [...f.sizes].map(([size, n]) => `${size} x${n}`).join(', ');
-      console.log(`file ${i}: ${f.records} records, ${f.bytes} bytes${sizes ? ` (${sizes})` : ''}${f.endsWithFilemark ? '' : ', no filemark'}`);
+      console.log(`file ${i + 1}: ${f.records} records, ${f.bytes} bytes${sizes ? ` (${sizes})` : ''}${f.endsWithFilemark ? '' : ', no filemark'}`);
       f.recordList?.forEach((len, j) => console.log(`  record ${j}: ${len} bytes`));
     });
     const marks = files.filter((f) => f.endsWithFilemark).length;
@@ -76,7 +69,8 @@ const lsCommand = {
 
 export const imageCommand = {
   command: 'image <command>',
-  describe: 'Inspect SIMH .tap tape images',
-  builder: (y: Argv<GlobalArgs>) => y.command(lsCommand).demandCommand(1),
+  describe: 'Inspect, check, extract, repair and replay SIMH .tap tape images',
+  builder: (y: Argv<GlobalArgs>) =>
+    y.command(lsCommand).command(verifyCommand).command(catCommand).command(repairCommand).command(imageWriteCommand).demandCommand(1),
   handler: () => undefined,
 };

@@ -33,6 +33,20 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   }
 });
 
+/**
+ * `HOST:PORT`, `[IPv6]:PORT` or a bare port (on 127.0.0.1: off the loopback only when asked),
+ * normalized to HOST:PORT.
+ */
+const metricsAddress = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(String(value).trim());
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected HOST:PORT or PORT, such as 127.0.0.1:9464, not '${value}'` });
+    return z.NEVER;
+  }
+  return `${m[1] ?? '127.0.0.1'}:${port}`;
+});
+
 const DriveSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-" only'),
@@ -54,6 +68,7 @@ const ConfigSchema = z
     listen: z.string().default(DEFAULTS.listen),
     'runtime-dir': z.string().min(1).default(DEFAULTS.runtimeDir),
     drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
+    metrics: metricsAddress.optional(),
   })
   .strict();
 
@@ -76,6 +91,8 @@ export interface DaemonConfig {
   /** Where the shims' sockets live. */
   runtimeDir: string;
   drives: DriveConfig[];
+  /** Where Prometheus metrics are served over HTTP (HOST:PORT); off when absent. */
+  metrics?: string;
 }
 
 /** FUSE's largest write request, so the largest record through a FUSE file. */
@@ -88,7 +105,7 @@ export const MAX_RECORD_LIMIT = 64 * 2 ** 20;
 export function validateConfig(raw: unknown): DaemonConfig {
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${keyPath(i.path)}: ${i.message}`).join('\n'));
+    throw new ConfigError(parsed.error.issues.map((i) => `${keyPath(i.path)}: ${issueMessage(i)}`).join('\n'));
   }
   const config: DaemonConfig = {
     listen: parsed.data.listen,
@@ -105,6 +122,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       deviceMode: d['device-mode'],
       deviceGroup: d['device-group'],
     })),
+    ...(parsed.data.metrics && { metrics: parsed.data.metrics }),
   };
   const names = new Set<string>();
   config.drives.forEach((drive, i) => {
@@ -133,6 +151,13 @@ export function validateConfig(raw: unknown): DaemonConfig {
   return config;
 }
 
+/** A metrics address from a flag: HOST:PORT, or PORT on 127.0.0.1. */
+export function parseMetricsAddress(value: string): string {
+  const parsed = metricsAddress.safeParse(value);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues[0]!.message);
+  return parsed.data;
+}
+
 export async function loadConfigFile(path: string): Promise<DaemonConfig> {
   let text: string;
   try {
@@ -151,6 +176,14 @@ export async function loadConfigFile(path: string): Promise<DaemonConfig> {
   } catch (err) {
     throw new ConfigError(`${path}: ${(err as Error).message}`);
   }
+}
+
+/** An unknown key (a typo, most often) is answered with the keys that are known there. */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code !== 'unrecognized_keys') return issue.message;
+  const known = Object.keys(issue.path.length === 0 ? ConfigSchema.shape : DriveSchema.shape);
+  const keys = issue.keys.map((k) => `'${k}'`).join(', ');
+  return `unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}; known keys here: ${known.join(', ')}`;
 }
 
 function keyPath(path: PropertyKey[]): string {

@@ -1,3 +1,4 @@
+import type { PublishEvent } from '../events/events.js';
 import type { Medium, SpaceResult } from './medium.js';
 import { Gstat, MT_ISSCSI2, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, MtOp, mtOpName, type MtGet } from './mtio.js';
 import { Errno, TapeError, tapeError } from './tape-error.js';
@@ -40,6 +41,8 @@ export interface DriveOptions {
    */
   autoload: boolean;
   density?: number;
+  /** Where opens, closes, filemarks and the end of tape are told (the daemon's event bus). */
+  events?: PublishEvent;
 }
 
 /** Everything a status view shows about the drive (admin status, `watch`). */
@@ -175,7 +178,8 @@ export class PseudoDrive {
     return this.serialize(async () => {
       if (this.current) throw tapeError('EBUSY', `drive ${this.name} is already open`);
       const blocking = !options.nonBlocking;
-      if (blocking && this.options.autoload && (this.changeVolumeOnOpen || !this.medium.loaded)) {
+      const autoload = blocking && this.options.autoload && (this.changeVolumeOnOpen || !this.medium.loaded);
+      if (autoload) {
         if (this.medium.loaded) await this.medium.unload();
         await this.loadNextVolume();
       }
@@ -186,6 +190,7 @@ export class PseudoDrive {
       }
       this.rw = 'idle'; // st_open
       this.current = new DriveHandle(this, options.access === 'read', options.rewindOnClose ?? false);
+      this.options.events?.({ type: 'opened', access: options.access, nonBlocking: !blocking, volume: this.medium.volume, autoloaded: autoload });
       return this.current;
     });
   }
@@ -226,6 +231,7 @@ export class PseudoDrive {
         throw tapeError('EIO', `physical end of volume ${this.medium.volume} reached by a record already acknowledged`);
       }
       this.eof = Eof.EOM_OK;
+      this.options.events?.({ type: 'logical-eot', volume: this.medium.volume, physical: true });
       if (written === 0) throw err; // variable mode: nothing written, -1 ENOSPC (st.c L1800-1820)
       return written; // fixed mode: short count
     }
@@ -241,6 +247,7 @@ export class PseudoDrive {
     }
     if (this.eof === Eof.EOM_OK && !behind) {
       this.eof = Eof.EOD_1; // the write after EW is refused; the one after that may proceed (st.c L1686-1692)
+      this.options.events?.({ type: 'logical-eot', volume: this.medium.volume, physical: false });
       throw tapeError('ENOSPC', `logical end of tape on drive ${this.name} (volume ${this.medium.volume})`);
     }
     if (this.eof === Eof.EOM_ERROR) throw tapeError('EIO', 'end of medium reached while writing buffered data');
@@ -257,6 +264,7 @@ export class PseudoDrive {
     const longest = Math.max(firstBytes, this.blockSize || this.options.maxRecord);
     if (!(await this.medium.fits(longest))) {
       this.eof = Eof.EOM_OK; // as a write that met the physical end (see write)
+      this.options.events?.({ type: 'logical-eot', volume: this.medium.volume, physical: true });
       throw tapeError('ENOSPC', `physical end of volume ${this.medium.volume} on drive ${this.name}: no room for a record of up to ${longest} bytes`);
     }
   }
@@ -565,6 +573,13 @@ export class PseudoDrive {
     }
     this.rw = 'idle';
     this.current = undefined;
+    this.options.events?.({
+      type: 'closed',
+      volume: this.medium.volume,
+      fileno: this.fileno,
+      blkno: this.blkno,
+      ...(failure !== undefined && { error: (failure as Error).message }),
+    });
     if (failure) throw failure;
   }
 
@@ -572,6 +587,7 @@ export class PseudoDrive {
     await this.medium.writeFilemarks(count);
     if (this.fileno >= 0) this.fileno += count;
     this.blkno = 0;
+    if (count > 0) this.options.events?.({ type: 'filemark', count, volume: this.medium.volume, fileno: this.fileno });
   }
 
   /** st_ioctl's handling of a filemark a fixed-block read met but did not report yet. */

@@ -1,3 +1,4 @@
+import type { PublishEvent } from '../events/events.js';
 import type { Medium, SpaceResult, TapeObject, WriteOutcome } from '../drive/medium.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
 import type { Room, Sink } from '../sinks/sink.js';
@@ -12,6 +13,8 @@ export interface MirrorOptions {
   minCopies?: number;
   /** Told once per failed copy, whether it was set aside (`dropped`) or failed the writer. */
   onCopyFailed?: (sink: Sink, error: Error, dropped: boolean) => void;
+  /** Where volume changes and each copy's early warning are told (the daemon's event bus). */
+  events?: PublishEvent;
 }
 
 /**
@@ -30,6 +33,9 @@ export class Mirror implements Medium {
   /** Copies set aside after a failure, in the order they failed. */
   private readonly dropped = new Set<Sink>();
   private readonly reported = new Set<Sink>();
+  /** Copies whose early warning on this volume was told. */
+  private readonly warned = new Set<Sink>();
+  private changingVolume = false;
 
   constructor(
     readonly sinks: readonly Sink[],
@@ -66,6 +72,10 @@ export class Mirror implements Medium {
   get pastEarlyWarning(): boolean {
     return this.active.some((s) => s.earlyWarning);
   }
+  /** A volume change is under way: copies that need a cartridge wait for it. */
+  get loading(): boolean {
+    return this.changingVolume;
+  }
 
   /**
    * The smallest early-warning zone among the copies (bytes a copy still takes after it reports
@@ -83,18 +93,29 @@ export class Mirror implements Medium {
    */
   async loadNext(): Promise<void> {
     const volume = this.volumeNo + 1;
+    this.options.events?.({ type: 'volume-loading', volume });
+    this.changingVolume = true;
     const copies = this.active;
-    const results = await Promise.allSettled(copies.map((s) => s.load(volume)));
+    let results;
+    try {
+      results = await Promise.allSettled(copies.map((s) => s.load(volume)));
+    } finally {
+      this.changingVolume = false;
+    }
     this.settle(copies, results);
     this.volumeNo = volume;
     this.protectedCartridge = results.some((r) => r.status === 'fulfilled' && r.value.writeProtected);
     this.pos = 0;
     this.isLoaded = true;
+    this.warned.clear();
+    this.options.events?.({ type: 'volume-loaded', volume });
   }
 
   async unload(): Promise<void> {
     this.isLoaded = false;
-    this.settle(this.active, await Promise.allSettled(this.active.map((s) => s.unload())));
+    const results = await Promise.allSettled(this.active.map((s) => s.unload()));
+    this.options.events?.({ type: 'volume-unloaded', volume: this.volumeNo });
+    this.settle(this.active, results);
   }
 
   async hasNextVolume(): Promise<boolean> {
@@ -111,6 +132,7 @@ export class Mirror implements Medium {
     if (full) throw tapeError('ENOSPC', `${full.name}: physical end of volume ${this.volumeNo}`);
     for (const sink of this.active) sink.write(record);
     this.pos++;
+    if (room === 'early-warning') this.tellEarlyWarnings();
     await this.applyBackPressure();
     return room === 'early-warning' ? 'early-warning' : 'ok';
   }
@@ -174,7 +196,19 @@ export class Mirror implements Medium {
 
   async sync(): Promise<void> {
     const sinks = this.active;
-    this.settle(sinks, await Promise.allSettled(sinks.map((s) => s.sync())));
+    const results = await Promise.allSettled(sinks.map((s) => s.sync()));
+    this.tellEarlyWarnings(); // a real drive may report it only at a sync point (GMT_EOT)
+    this.settle(sinks, results);
+  }
+
+  /** Tells each copy's early warning once per volume. Past early warning only: never per record before it. */
+  private tellEarlyWarnings(): void {
+    for (const sink of this.active) {
+      if (sink.earlyWarning && !this.warned.has(sink)) {
+        this.warned.add(sink);
+        this.options.events?.({ type: 'early-warning', sink: sink.name, volume: this.volumeNo });
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { TapeObject } from '../drive/medium.js';
-import { tapeError } from '../drive/tape-error.js';
+import { Errno, TapeError } from '../drive/tape-error.js';
 import { decodeWord, TAPE_MARK_SIZE } from './simh-tap.js';
 
 const CHUNK = 1 << 20;
@@ -11,6 +11,17 @@ export interface ObjectAt {
   next: number;
   /** Data bytes of a record (known even when its data were not read). */
   length: number;
+}
+
+/** A SIMH image that is not well formed at byte `offset` (EIO to a reader of the drive). */
+export class ImageCorrupt extends TapeError {
+  constructor(
+    label: string,
+    readonly offset: number,
+    readonly problem: string,
+  ) {
+    super(Errno.EIO, `image ${label}: ${problem} at byte ${offset}`);
+  }
 }
 
 /**
@@ -89,7 +100,7 @@ export class SimhReader {
     return this.chunk.subarray(0, length);
   }
 
-  private corrupt(offset: number, what: string): Error {
-    return tapeError('EIO', `image ${this.label}: ${what} at byte ${offset}`);
+  private corrupt(offset: number, what: string): ImageCorrupt {
+    return new ImageCorrupt(this.label, offset, what);
   }
 }

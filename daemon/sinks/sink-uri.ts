@@ -1,6 +1,7 @@
+import { dirname } from 'node:path';
 import { parseSize } from '../config/size.js';
 import { Capacity } from './capacity.js';
-import { FileSink } from './file-sink.js';
+import { FileSink, volumePath } from './file-sink.js';
 import { MemorySink } from './memory-sink.js';
 import { NstSink } from './nst-sink.js';
 import type { Sink } from './sink.js';
@@ -16,9 +17,19 @@ export class SinkUriError extends Error {
   }
 }
 
+/** Something on this machine a sink needs before the daemon starts (checked by `config check` too). */
+export interface RequiredPath {
+  path: string;
+  kind: 'directory' | 'file' | 'char-device';
+  /** What it is, for the error: "the images' directory". */
+  what: string;
+}
+
 interface SinkType {
   params: Record<string, string>;
   make(target: string, params: URLSearchParams, uri: string, log?: SinkLog): Sink;
+  /** The files, directories and devices the sink needs (called after `make` accepted the URI). */
+  requires?(target: string, params: URLSearchParams): RequiredPath[];
 }
 
 const capacityParams = {
@@ -44,6 +55,7 @@ const SINK_TYPES: Record<string, SinkType> = {
         rate: optionalSize(params, 'rate', uri),
       });
     },
+    requires: (target) => [{ path: dirname(volumePath(target, 1)), kind: 'directory', what: "the images' directory" }],
   },
   nst: {
     params: {
@@ -70,6 +82,7 @@ const SINK_TYPES: Record<string, SinkType> = {
         ...(log && { log }),
       });
     },
+    requires: (target) => [{ path: target, kind: 'char-device', what: 'the tape device' }],
   },
   mem: {
     params: capacityParams,
@@ -88,6 +101,17 @@ export const SINK_URI_HELP = Object.entries(SINK_TYPES)
  * `file:/srv/tapes/a-%v.tap?capacity=18T&early-warning=20G`.
  */
 export function sinkFromUri(uri: string, log?: SinkLog): Sink {
+  const { kind, target, params } = parseSinkUri(uri);
+  return kind.make(target, params, uri, log);
+}
+
+/** What a sink URI needs on this machine (directories, key files, devices), for checks before start. */
+export function sinkRequires(uri: string): RequiredPath[] {
+  const { kind, target, params } = parseSinkUri(uri);
+  return kind.requires?.(target, params) ?? [];
+}
+
+function parseSinkUri(uri: string): { kind: SinkType; target: string; params: URLSearchParams } {
   const colon = uri.indexOf(':');
   const type = colon < 0 ? '' : uri.slice(0, colon);
   const kind = SINK_TYPES[type];
@@ -103,7 +127,7 @@ export function sinkFromUri(uri: string, log?: SinkLog): Sink {
       throw new SinkUriError(uri, `unknown parameter '${key}' for ${type}:; known: ${Object.keys(kind.params).join(', ')}`);
     }
   }
-  return kind.make(target, params, uri, log);
+  return { kind, target, params };
 }
 
 function capacityFrom(params: URLSearchParams, uri: string): Capacity {

@@ -2,35 +2,59 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { type DriveInfo, TapeProxyService, type TapeProxyServer } from '../../../generated/tapeproxy.js';
 import type { PseudoDrive } from '../../drive/pseudo-drive.js';
+import { copyState } from '../../events/copy-state.js';
+import type { EventBus } from '../../events/events.js';
+import type { RateMeter } from '../../events/rates.js';
 import type { Mirror } from '../../mirror/mirror.js';
+import { DriveHealth } from './health.js';
 import { serveSession } from './session.js';
+import { WatchService } from './watch.js';
 
-/** A drive and the mirror of copies behind it. */
+/** A drive and the mirror of copies behind it; `rates` measures how fast the copies are written. */
 export interface ServedDrive {
   drive: PseudoDrive;
   mirror: Mirror;
+  rates?: RateMeter;
 }
 
-export function driveInfo({ drive, mirror }: ServedDrive): DriveInfo {
-  const sinks = mirror.sinks.map((s) => {
-    const { failure, ...status } = s.status();
-    return { ...status, failure: failure ?? '', setAside: mirror.isDropped(s) };
+export function driveInfo({ drive, mirror, rates }: ServedDrive): DriveInfo {
+  const state = drive.state();
+  const copyRates = rates?.rates();
+  const sinks = mirror.sinks.map((s, i) => {
+    const status = s.status();
+    const setAside = mirror.isDropped(s);
+    const { rate = 0, average = 0, sessionBytes = 0 } = copyRates?.[i] ?? {};
+    return {
+      ...status,
+      failure: status.failure ?? '',
+      setAside,
+      state: copyState(state, mirror, status, setAside),
+      rate,
+      averageRate: average,
+      sessionBytes,
+    };
   });
-  return { name: drive.name, state: drive.state(), sinks };
+  const session = rates?.sessionTimes ?? { started: 0, ended: 0 };
+  return { name: drive.name, state: { ...state, loading: mirror.loading }, sinks, sessionStartedMs: session.started, sessionEndedMs: session.ended };
 }
 
-/** Serves the drives over gRPC on `address` (host:port); resolves with the bound address. */
+/**
+ * Serves the drives over gRPC on `address` (host:port), with the Watch stream of `bus` and the
+ * standard health service; resolves with the bound address.
+ */
 export async function startGrpcServer(
   drives: ReadonlyMap<string, ServedDrive>,
   address: string,
   maxMessage: number,
   log: Logger,
-): Promise<{ server: grpc.Server; address: string }> {
+  bus: EventBus,
+): Promise<{ server: grpc.Server; address: string; watch: WatchService; health: DriveHealth }> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessage,
     'grpc.max_send_message_length': maxMessage,
   });
   const driveByName = new Map([...drives].map(([name, d]) => [name, d.drive]));
+  const watch = new WatchService(drives, bus);
   const handlers: TapeProxyServer = {
     session: (call) => serveSession(call, driveByName, log),
     listDrives: (_call, callback) => callback(null, { drives: [...drives.values()].map(driveInfo) }),
@@ -42,11 +66,13 @@ export async function startGrpcServer(
       }
       callback(null, driveInfo(drive));
     },
+    watch: (call) => watch.serve(call),
   };
   server.addService(TapeProxyService, handlers);
+  const health = new DriveHealth(server, drives, bus);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const host = address.slice(0, address.lastIndexOf(':'));
-  return { server, address: `${host}:${port}` };
+  return { server, address: `${host}:${port}`, watch, health };
 }

@@ -63,6 +63,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const mirror: Mirror = new Mirror(d.sinks.map((uri) => sinkFromUri(uri, sinkLog)), {
       window: d.window,
       minCopies: d.minCopies,
+      stallTimeoutMs: d.stallTimeoutMs,
       onCopyFailed: (sink, error, setAside) => events({ type: 'copy-failed', sink: sink.name, volume: mirror.volume, error: error.message, setAside }),
       events,
     });

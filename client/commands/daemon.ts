@@ -15,6 +15,7 @@ interface Args {
   'max-record'?: string;
   window?: string;
   'min-copies'?: number;
+  'stall-timeout'?: number;
   autoload?: boolean;
   fuse?: string;
   cuse?: string;
@@ -38,6 +39,10 @@ export const daemonCommand = {
       .option('min-copies', {
         type: 'number',
         describe: 'copies that must stay healthy; a failed copy beyond them is set aside and the backup goes on (default: every sink)',
+      })
+      .option('stall-timeout', {
+        type: 'number',
+        describe: `seconds a copy may make no progress while the writer waits for it before it counts as failed (default ${DEFAULTS.stallTimeout}; 0: wait forever)`,
       })
       .option('autoload', { type: 'boolean', describe: 'load the next volume unattended at logical EOT (default on)' })
       .option('fuse', { type: 'string', describe: 'serve --drive as this file, a FUSE mount (kernels without CUSE)' })
@@ -99,6 +104,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
           'max-record': args['max-record'],
           window: args.window,
           'min-copies': args['min-copies'],
+          'stall-timeout': args['stall-timeout'],
           autoload: args.autoload,
           fuse: args.fuse,
           cuse: args.cuse === undefined ? undefined : args.cuse || true,

@@ -22,6 +22,7 @@ export const DEFAULTS = {
   maxRecord: '1M',
   window: '16M',
   autoload: true,
+  stallTimeout: 120,
 } as const;
 
 const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -54,6 +55,7 @@ const DriveSchema = z
     'max-record': size.default(parseSize(DEFAULTS.maxRecord)),
     window: size.default(parseSize(DEFAULTS.window)),
     'min-copies': z.number().int().min(1).optional(),
+    'stall-timeout': z.number().min(0, 'seconds, 0 or more (0: wait forever)').default(DEFAULTS.stallTimeout),
     autoload: z.boolean().default(DEFAULTS.autoload),
     fuse: z.string().min(1).optional(),
     cuse: z.union([z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a device name such as pnst0'), z.literal(true)]).optional(),
@@ -79,6 +81,8 @@ export interface DriveConfig {
   window: number;
   /** Copies that must stay healthy for the writer to go on (default: every sink). */
   minCopies: number;
+  /** Milliseconds a copy may make no progress while the writer waits for it (0: forever). */
+  stallTimeoutMs: number;
   autoload: boolean;
   /** Kernel-facing front end through cuse-shim: a FUSE file, or a CUSE device /dev/NAME. */
   device?: { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
@@ -116,6 +120,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       maxRecord: d['max-record'],
       window: d.window,
       minCopies: d['min-copies'] ?? d.sinks.length,
+      stallTimeoutMs: d['stall-timeout'] * 1000,
       autoload: d.autoload,
       ...(d.fuse && { device: { kind: 'fuse' as const, path: d.fuse } }),
       ...(d.cuse && { device: { kind: 'cuse' as const, name: d.cuse === true ? d.name : d.cuse } }),

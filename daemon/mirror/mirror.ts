@@ -1,7 +1,8 @@
 import type { PublishEvent } from '../events/events.js';
 import type { Medium, SpaceResult, TapeObject, WriteOutcome } from '../drive/medium.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
-import type { Room, Sink } from '../sinks/sink.js';
+import type { Room, Sink, SinkStatus } from '../sinks/sink.js';
+import { StallWatch } from './stall-watch.js';
 
 export interface MirrorOptions {
   /** Bytes each copy may have queued before the writer waits (write-behind window). */
@@ -11,6 +12,11 @@ export interface MirrorOptions {
    * backup goes on with the others; otherwise its failure reaches the writer.
    */
   minCopies?: number;
+  /**
+   * How long a copy may make no progress while the writer waits for it before it counts as failed
+   * (0 or absent: wait forever). See StallWatch.
+   */
+  stallTimeoutMs?: number;
   /** Told once per failed copy, whether it was set aside (`dropped`) or failed the writer. */
   onCopyFailed?: (sink: Sink, error: Error, dropped: boolean) => void;
   /** Where volume changes and each copy's early warning are told (the daemon's event bus). */
@@ -36,6 +42,9 @@ export class Mirror implements Medium {
   /** Copies whose early warning on this volume was told. */
   private readonly warned = new Set<Sink>();
   private changingVolume = false;
+  /** Copies that stopped making progress: their I/O may never end, so nothing waits for them again. */
+  private readonly stalled = new Map<Sink, TapeError>();
+  private readonly stallWatch: StallWatch;
 
   constructor(
     readonly sinks: readonly Sink[],
@@ -46,6 +55,14 @@ export class Mirror implements Medium {
     if (this.minCopies < 1 || this.minCopies > sinks.length) {
       throw new Error(`min-copies must be between 1 and the number of sinks (${sinks.length})`);
     }
+    this.stallWatch = new StallWatch(options.stallTimeoutMs ?? 0, (sink, error) => this.stalled.set(sink, error));
+  }
+
+  /** A copy's status, with the failure the mirror knows of (a stall) when the copy itself does not. */
+  copyStatus(sink: Sink): SinkStatus {
+    const status = sink.status();
+    const stall = this.stalled.get(sink);
+    return stall && !status.failure ? { ...status, failure: stall.message } : status;
   }
 
   /** The copies still written to. */
@@ -98,7 +115,7 @@ export class Mirror implements Medium {
     const copies = this.active;
     let results;
     try {
-      results = await Promise.allSettled(copies.map((s) => s.load(volume)));
+      results = await Promise.allSettled(copies.map((s) => this.unlessStalled(s, () => s.load(volume))));
     } finally {
       this.changingVolume = false;
     }
@@ -113,7 +130,7 @@ export class Mirror implements Medium {
 
   async unload(): Promise<void> {
     this.isLoaded = false;
-    const results = await Promise.allSettled(this.active.map((s) => s.unload()));
+    const results = await Promise.allSettled(this.active.map((s) => this.unlessStalled(s, () => this.stallWatch.watch(s, s.unload(), 'unloading'))));
     this.options.events?.({ type: 'volume-unloaded', volume: this.volumeNo });
     this.settle(this.active, results);
   }
@@ -196,7 +213,7 @@ export class Mirror implements Medium {
 
   async sync(): Promise<void> {
     const sinks = this.active;
-    const results = await Promise.allSettled(sinks.map((s) => s.sync()));
+    const results = await Promise.allSettled(sinks.map((s) => this.unlessStalled(s, () => this.stallWatch.watch(s, s.sync(), 'syncing'))));
     this.tellEarlyWarnings(); // a real drive may report it only at a sync point (GMT_EOT)
     this.settle(sinks, results);
   }
@@ -212,7 +229,7 @@ export class Mirror implements Medium {
   }
 
   async close(): Promise<void> {
-    const results = await Promise.allSettled(this.sinks.map((s) => s.close()));
+    const results = await Promise.allSettled(this.sinks.map((s) => this.unlessStalled(s, () => this.stallWatch.watch(s, s.close(), 'closing'))));
     const failure = results.find((r, i) => r.status === 'rejected' && !this.dropped.has(this.sinks[i]!));
     if (failure) throw asEio((failure as PromiseRejectedResult).reason as Error);
   }
@@ -255,15 +272,24 @@ export class Mirror implements Medium {
   private async applyBackPressure(): Promise<void> {
     for (const sink of this.active) {
       const limit = queueLimit(sink, this.options.window);
-      if (sink.queuedBytes > limit) await sink.drain(limit);
+      if (sink.queuedBytes > limit) {
+        await this.stallWatch.watch(sink, sink.drain(limit), 'writing').catch((err: Error) => this.copyFailed(sink, err));
+      }
     }
     this.throwIfFailed();
   }
 
   private throwIfFailed(): void {
     for (const sink of this.active) {
-      if (sink.failure) this.copyFailed(sink, sink.failure);
+      const failure = sink.failure ?? this.stalled.get(sink);
+      if (failure) this.copyFailed(sink, failure);
     }
+  }
+
+  /** `op()`, unless the copy has stalled: then its stall, without touching it. */
+  private unlessStalled<T>(sink: Sink, op: () => Promise<T>): Promise<T> {
+    const stall = this.stalled.get(sink);
+    return stall ? Promise.reject(stall) : op();
   }
 
   /** Applies the policy to the copies whose operation failed. */

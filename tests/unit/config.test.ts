@@ -137,7 +137,7 @@ describe('validateConfig', () => {
     expect(validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'] }] })).toEqual({
       listen: '127.0.0.1:7070',
       runtimeDir: '/run/tapeproxy', // as root, which the tests run as
-      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, autoload: true, ...NO_DEVICE }],
+      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: true, ...NO_DEVICE }],
     });
     expect(DEFAULTS).toEqual({
       listen: '127.0.0.1:7070',
@@ -147,6 +147,7 @@ describe('validateConfig', () => {
       maxRecord: '1M',
       window: '16M',
       autoload: true,
+      stallTimeout: 120,
     });
   });
 
@@ -179,6 +180,7 @@ describe('validateConfig', () => {
       maxRecord: 256 * K,
       window: M,
       minCopies: 2,
+      stallTimeoutMs: 120_000,
       autoload: false,
       ...NO_DEVICE,
     });
@@ -200,7 +202,7 @@ describe('validateConfig', () => {
         'drives[0].name: letters, digits, ".", "_" and "-" only',
         "drives[0].window: invalid size '12Q': expected a number with an optional K, M, G or T suffix",
         'drives[0].autoload: Invalid input: expected boolean, received string',
-        "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, autoload, fuse, cuse, device-mode, device-group",
+        "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, stall-timeout, autoload, fuse, cuse, device-mode, device-group",
       ].join('\n'),
     );
   });
@@ -288,10 +290,11 @@ describe('loadConfigFile', () => {
           maxRecord: 256 * K,
           window: 16 * M,
           minCopies: 2,
+      stallTimeoutMs: 120_000,
           autoload: true,
           ...NO_DEVICE,
         },
-        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, autoload: false, ...NO_DEVICE },
+        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: false, ...NO_DEVICE },
       ],
     });
   });

@@ -29,6 +29,7 @@ it('the example config in deploy/ is valid and means what its comments say', asy
         maxRecord: 1 << 20,
         window: 16 << 20,
         minCopies: 2,
+      stallTimeoutMs: 120_000,
         autoload: true,
         device: { kind: 'cuse', name: 'pnst0' },
         deviceMode: '0660',

@@ -21,7 +21,7 @@ export function driveInfo({ drive, mirror, rates }: ServedDrive): DriveInfo {
   const state = drive.state();
   const copyRates = rates?.rates();
   const sinks = mirror.sinks.map((s, i) => {
-    const status = s.status();
+    const status = mirror.copyStatus(s);
     const setAside = mirror.isDropped(s);
     const { rate = 0, average = 0, sessionBytes = 0 } = copyRates?.[i] ?? {};
     return {

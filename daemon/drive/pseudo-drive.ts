@@ -131,6 +131,8 @@ export class PseudoDrive {
   private readAhead: Buffer | undefined;
   /** Set when the next blocking open must load the next volume (autoload). */
   private changeVolumeOnOpen = false;
+  /** A write met a copy's physical end since the last motion: the volume is full, warned or not. */
+  private metPhysicalEnd = false;
   /** The filemark a flush wrote, and the state before it, while a later write may take it back. */
   private flushFilemark: { position: number; fileno: number; blkno: number; eof: Eof; changeVolumeOnOpen: boolean } | undefined;
   private tail: Promise<unknown> = Promise.resolve();
@@ -226,6 +228,7 @@ export class PseudoDrive {
         this.blkno = -1;
         throw err;
       }
+      this.metPhysicalEnd = true;
       if (mode.behind) {
         this.eof = Eof.EOM_ERROR; // EOM inside data the writer believes written (st.c L1839-1848)
         throw tapeError('EIO', `physical end of volume ${this.medium.volume} reached by a record already acknowledged`);
@@ -264,6 +267,7 @@ export class PseudoDrive {
     const longest = Math.max(firstBytes, this.blockSize || this.options.maxRecord);
     if (!(await this.medium.fits(longest))) {
       this.eof = Eof.EOM_OK; // as a write that met the physical end (see write)
+      this.metPhysicalEnd = true;
       this.options.events?.({ type: 'logical-eot', volume: this.medium.volume, physical: true });
       throw tapeError('ENOSPC', `physical end of volume ${this.medium.volume} on drive ${this.name}: no room for a record of up to ${longest} bytes`);
     }
@@ -371,7 +375,7 @@ export class PseudoDrive {
     if (!this.medium.loaded && !OPS_WITHOUT_MEDIUM.has(op)) {
       throw tapeError('ENOMEDIUM', `no volume in drive ${this.name} for ${mtOpName(op)}`);
     }
-    if (MOTION_OPS.has(op)) this.changeVolumeOnOpen = false;
+    if (MOTION_OPS.has(op)) this.changeVolumeOnOpen = this.metPhysicalEnd = false;
     let n = count;
     if (this.eof === Eof.FM_HIT) n = await this.settleFilemarkHit(op, n);
     this.readAhead = undefined;
@@ -544,7 +548,9 @@ export class PseudoDrive {
   private async closingFilemark(): Promise<void> {
     await this.writeFilemarks(1);
     this.eof = Eof.FM;
-    if (this.medium.pastEarlyWarning) this.changeVolumeOnOpen = true;
+    // A copy whose early-warning zone is smaller than a record reaches its end without warning.
+    if (this.medium.pastEarlyWarning || this.metPhysicalEnd) this.changeVolumeOnOpen = true;
+    this.metPhysicalEnd = false;
   }
 
   async close(handle: DriveHandle): Promise<void> {
@@ -683,6 +689,7 @@ export class PseudoDrive {
   }
 
   private atBot(): void {
+    this.metPhysicalEnd = false;
     this.fileno = this.blkno = 0;
     this.eof = Eof.NOEOF;
   }

@@ -7,6 +7,7 @@ import { startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { Mirror } from './mirror/mirror.js';
+import { isLoopback } from './loopback.js';
 import { sinkFromUri } from './sinks/sink-uri.js';
 
 /** Write-behind records a shim may have in flight (proto/shim-frames.md). */
@@ -34,11 +35,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Plaintext gRPC is only for this machine: remote peers need TLS, which is not built yet. */
-export function isLoopback(address: string): boolean {
-  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
   if (!isLoopback(config.listen)) {

@@ -1,8 +1,10 @@
 import { parseSize } from '../config/size.js';
+import { isLoopbackHost } from '../loopback.js';
 import { Capacity } from './capacity.js';
 import { FileSink } from './file-sink.js';
 import { MemorySink } from './memory-sink.js';
 import { NstSink } from './nst-sink.js';
+import { RmtSink } from './rmt-sink.js';
 import type { Sink } from './sink.js';
 
 /** How a sink tells the daemon's log what it waits for (cartridges, changers). */
@@ -25,6 +27,9 @@ const capacityParams = {
   capacity: 'size of a volume (K/M/G/T); unlimited if absent',
   'early-warning': 'size of the early-warning zone before the end (default 2% of capacity)',
 };
+
+/** The remote shell of rmt sinks: no password prompts, and a dead link is noticed within a minute. */
+const DEFAULT_RSH = 'ssh -o BatchMode=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=4';
 
 const SINK_TYPES: Record<string, SinkType> = {
   file: {
@@ -75,6 +80,30 @@ const SINK_TYPES: Record<string, SinkType> = {
     params: capacityParams,
     make(target, params, uri) {
       return new MemorySink(target || 'tape', capacityFrom(params, uri));
+    },
+  },
+  rmt: {
+    params: {
+      rsh: `remote shell and its options (default '${DEFAULT_RSH}'; URL-encode spaces as +); 'local' runs the rmt program on this machine`,
+      rmt: 'the rmt program on the remote host (default /usr/sbin/rmt)',
+      'early-warning': "the remote drive's early-warning zone (what it takes past early warning), to bound the records in flight",
+      timeout: 'seconds to wait for a reply before the link counts as cut (default 300)',
+    },
+    make(target, params, uri, log) {
+      const { host, user, path } = remoteTarget(target, uri, 'rmt://[user@]host/dev/nst0');
+      if (!path.startsWith('/')) throw new SinkUriError(uri, 'a device path is needed, as in rmt://backup@tapehost/dev/nst0');
+      const rsh = params.get('rsh') ?? DEFAULT_RSH;
+      if (rsh === 'local' && !isLoopbackHost(host)) throw new SinkUriError(uri, `rsh=local runs rmt on this machine: the host must be localhost, not '${host}'`);
+      return new RmtSink({
+        host,
+        ...(user && { user }),
+        device: path,
+        ...(rsh !== 'local' && { rsh: rsh.split(/\s+/).filter(Boolean) }),
+        rmt: params.get('rmt') ?? '/usr/sbin/rmt',
+        earlyWarningZone: optionalSize(params, 'early-warning', uri),
+        replyTimeoutMs: seconds(params, 'timeout', 300, uri) * 1000,
+        ...(log && { log }),
+      });
     },
   },
 };
@@ -134,4 +163,23 @@ function flag(params: URLSearchParams, key: string, fallback: boolean, uri: stri
   if (value === '' || value === 'true' || value === '1' || value === 'yes') return true;
   if (value === 'false' || value === '0' || value === 'no') return false;
   throw new SinkUriError(uri, `${key} must be true or false, not '${value}'`);
+}
+
+/** `//[user@]host[:port]/path` of a remote sink's URI. */
+function remoteTarget(target: string, uri: string, example: string): { host: string; port: string; user: string; path: string } {
+  let url: URL;
+  try {
+    url = new URL(`remote:${target}`);
+  } catch {
+    throw new SinkUriError(uri, `expected ${example}`);
+  }
+  if (!target.startsWith('//') || !url.hostname) throw new SinkUriError(uri, `a host is needed, as in ${example}`);
+  return { host: url.hostname, port: url.port, user: decodeURIComponent(url.username), path: decodeURIComponent(url.pathname) };
+}
+
+function seconds(params: URLSearchParams, key: string, fallback: number, uri: string): number {
+  const value = params.get(key);
+  if (value === null) return fallback;
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) throw new SinkUriError(uri, `${key} must be a number of seconds, not '${value}'`);
+  return Number(value);
 }

@@ -1,5 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
-import { Errno, TapeError, tapeError } from '../drive/tape-error.js';
+import { tapeError } from '../drive/tape-error.js';
 
 /** A reply of an rmt server: `A<n>` (with the data of R and S replies), or `E`/`F<errno>`. */
 export type RmtReply = { ok: true; value: number; data?: Buffer } | { ok: false; errno: number; message: string };
@@ -178,11 +178,6 @@ export class RmtClient {
     const text = this.stderrTail.trim();
     return text ? `: ${text.split('\n').slice(-3).join(' / ')}` : '';
   }
-}
-
-/** An error reply as the drive's error, with the server's own words. */
-export function replyError(reply: RmtReply & { ok: false }, peer: string): TapeError {
-  return new TapeError(reply.errno || Errno.EIO, `${peer}: ${reply.message}`);
 }
 
 function printable(bytes: Buffer): string {

@@ -1,6 +1,6 @@
 import { MtOp } from '../drive/mtio.js';
 import { Errno, type TapeError, tapeError } from '../drive/tape-error.js';
-import { replyError, RmtClient, type RmtReply } from './rmt-client.js';
+import { RmtClient, type RmtReply } from './rmt-client.js';
 import type { Room, Sink, SinkStatus } from './sink.js';
 import type { SinkLog } from './sink-uri.js';
 import { WriteQueue } from './write-queue.js';
@@ -350,13 +350,13 @@ export class RmtSink implements Sink {
 
   private async check(request: Promise<RmtReply>, what: string): Promise<void> {
     const reply = await request;
-    if (!reply.ok) throw tapeError('EIO', `${this.name}: ${what}: ${replyError(reply, this.options.host).message}`);
+    if (!reply.ok) throw tapeError('EIO', `${this.name}: ${what}: ${serverSaid(reply)}`);
   }
 
   private writeError(reply: RmtReply, data: Buffer): TapeError {
     const why = reply.ok
       ? `the server wrote ${reply.value} of ${data.length} bytes`
-      : `${replyError(reply, this.options.host).message}${reply.errno === Errno.ENOSPC ? ' (physical end of tape: refused twice)' : ''}`;
+      : `${serverSaid(reply)}${reply.errno === Errno.ENOSPC ? ' (physical end of tape: refused twice)' : ''}`;
     return tapeError('EIO', `${this.name}: write of a ${data.length}-byte record failed at object ${this.confirmed} of volume ${this.volume}: ${why}`);
   }
 
@@ -393,4 +393,9 @@ export class RmtSink implements Sink {
   private notRead(): Error {
     return tapeError('EIO', `${this.name}: remote copies are written, not read back; reads use a local copy (list one)`);
   }
+}
+
+/** An error reply in the server's words, with its errno. */
+function serverSaid(reply: RmtReply & { ok: false }): string {
+  return `${reply.message} (E${reply.errno})`;
 }

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { join } from 'node:path';
 import type { DaemonConfig, DriveConfig } from './config/config.js';
 import { PseudoDrive } from './drive/pseudo-drive.js';
+import { serverSecurity } from './frontends/grpc/auth.js';
 import { startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
@@ -37,11 +38,13 @@ export interface Daemon {
 
 
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
-  if (!isLoopback(config.listen)) {
+  if (!isLoopback(config.listen) && !config.tls && !config.allowPlaintext) {
     throw new Error(
-      `refusing to serve plaintext gRPC on ${config.listen}: use a loopback address (127.0.0.1:PORT); TLS for remote peers is not implemented yet`,
+      `refusing to serve plaintext gRPC on ${config.listen}: remote peers need TLS (tls.cert and tls.key, or --tls-cert and --tls-key), ` +
+        'or use a loopback address (127.0.0.1:PORT); allow-plaintext serves a network you trust without it',
     );
   }
+  const security = await serverSecurity(config);
   const drives = new Map<string, ServedDrive>();
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   for (const d of config.drives) {
@@ -61,8 +64,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     if (d.device) frontEnds.push(await startShim(d, drive, mirror, config.runtimeDir, log));
   }
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
-  const { server, address } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log);
-  log.info({ address }, 'listening');
+  const { server, address } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, security);
+  log.info({ tls: !!config.tls, clientCertificates: !!config.tls?.clientCa, token: !!config.tokenFile, address }, 'listening');
 
   return {
     address,

@@ -52,6 +52,12 @@ const DriveSchema = z
 const ConfigSchema = z
   .object({
     listen: z.string().default(DEFAULTS.listen),
+    tls: z
+      .object({ cert: z.string().min(1), key: z.string().min(1), 'client-ca': z.string().min(1).optional() })
+      .strict()
+      .optional(),
+    'token-file': z.string().min(1).optional(),
+    'allow-plaintext': z.boolean().optional(),
     'runtime-dir': z.string().min(1).default(DEFAULTS.runtimeDir),
     drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
   })
@@ -73,6 +79,12 @@ export interface DriveConfig {
 
 export interface DaemonConfig {
   listen: string;
+  /** The gRPC port's TLS: server certificate and key, and the CA client certificates must come from. */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** A file holding the bearer token every gRPC call must carry. */
+  tokenFile?: string;
+  /** Plaintext gRPC on an address other than loopback (a network the user trusts). */
+  allowPlaintext?: boolean;
   /** Where the shims' sockets live. */
   runtimeDir: string;
   drives: DriveConfig[];
@@ -90,8 +102,12 @@ export function validateConfig(raw: unknown): DaemonConfig {
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${keyPath(i.path)}: ${i.message}`).join('\n'));
   }
+  const { tls, 'token-file': tokenFile, 'allow-plaintext': allowPlaintext } = parsed.data;
   const config: DaemonConfig = {
     listen: parsed.data.listen,
+    ...(tls && { tls: { cert: tls.cert, key: tls.key, ...(tls['client-ca'] && { clientCa: tls['client-ca'] }) } }),
+    ...(tokenFile && { tokenFile }),
+    ...(allowPlaintext && { allowPlaintext }),
     runtimeDir: parsed.data['runtime-dir'],
     drives: parsed.data.drives.map((d) => ({
       name: d.name,

@@ -2,6 +2,7 @@ import { parseSize } from '../config/size.js';
 import { isLoopbackHost } from '../loopback.js';
 import { Capacity } from './capacity.js';
 import { FileSink } from './file-sink.js';
+import { GrpcSink } from './grpc-sink.js';
 import { MemorySink } from './memory-sink.js';
 import { NstSink } from './nst-sink.js';
 import { RmtSink } from './rmt-sink.js';
@@ -106,6 +107,45 @@ const SINK_TYPES: Record<string, SinkType> = {
       });
     },
   },
+  grpc: {
+    params: {
+      ca: "CA certificate (PEM file) that signed the remote daemon's certificate (default: the system's CAs)",
+      cert: 'client certificate (PEM file), for a daemon that asks for one; with key=',
+      key: "the client certificate's private key (PEM file)",
+      'token-file': 'file holding the token the remote daemon expects (never logged)',
+      plaintext: 'no TLS: only to a loopback address; plaintext=insecure to any host, on a network you trust',
+      'early-warning': "what the remote drive takes past early warning, if smaller than it says itself",
+      keepalive: 'seconds between pings: a dead link is noticed within twice this (default 10)',
+      timeout: 'seconds a reply may take before the link counts as failed (default 120)',
+      grace: 'seconds to reconnect and resume after a link failure; 0 fails the copy at once (default 60)',
+    },
+    make(target, params, uri, log) {
+      const { host, port, path } = remoteTarget(target, uri, 'grpc://tapehost:7070/pnst0');
+      const drive = path.replace(/^\//, '');
+      if (!/^[A-Za-z0-9_.-]+$/.test(drive)) throw new SinkUriError(uri, 'a drive name is needed, as in grpc://tapehost:7070/pnst0');
+      const plaintext = params.get('plaintext');
+      if (plaintext !== null && !['', 'true', 'insecure'].includes(plaintext)) throw new SinkUriError(uri, `plaintext is a flag, or plaintext=insecure; not '${plaintext}'`);
+      if (plaintext !== null && plaintext !== 'insecure' && !isLoopbackHost(host)) {
+        throw new SinkUriError(uri, `plaintext to ${host} would send the backup and the token unencrypted: use TLS (ca=...), or plaintext=insecure on a network you trust`);
+      }
+      const [ca, cert, key] = ['ca', 'cert', 'key'].map((k) => params.get(k) ?? undefined);
+      if (plaintext !== null && (ca || cert || key)) throw new SinkUriError(uri, 'ca, cert and key are for TLS: leave them out with plaintext');
+      if (!cert !== !key) throw new SinkUriError(uri, 'cert and key go together');
+      return new GrpcSink({
+        peer: {
+          address: `${host}:${port || '7070'}`,
+          ...(plaintext === null && { tls: { ca, cert, key } }),
+          tokenFile: params.get('token-file') ?? undefined,
+          keepaliveMs: seconds(params, 'keepalive', 10, uri) * 1000,
+        },
+        drive,
+        earlyWarningZone: optionalSize(params, 'early-warning', uri),
+        replyTimeoutMs: seconds(params, 'timeout', 120, uri) * 1000,
+        graceMs: seconds(params, 'grace', 60, uri, { zero: true }) * 1000,
+        ...(log && { log }),
+      });
+    },
+  },
 };
 
 export const SINK_URI_HELP = Object.entries(SINK_TYPES)
@@ -177,9 +217,11 @@ function remoteTarget(target: string, uri: string, example: string): { host: str
   return { host: url.hostname, port: url.port, user: decodeURIComponent(url.username), path: decodeURIComponent(url.pathname) };
 }
 
-function seconds(params: URLSearchParams, key: string, fallback: number, uri: string): number {
+function seconds(params: URLSearchParams, key: string, fallback: number, uri: string, { zero = false } = {}): number {
   const value = params.get(key);
   if (value === null) return fallback;
-  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) <= 0) throw new SinkUriError(uri, `${key} must be a number of seconds, not '${value}'`);
+  if (!/^\d+(\.\d+)?$/.test(value) || (Number(value) === 0 && !zero)) {
+    throw new SinkUriError(uri, `${key} must be a number of seconds${zero ? '' : ' above 0'}, not '${value}'`);
+  }
   return Number(value);
 }

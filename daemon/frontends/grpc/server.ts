@@ -16,8 +16,14 @@ export function driveInfo({ drive, mirror }: ServedDrive): DriveInfo {
     const { failure, ...status } = s.status();
     return { ...status, failure: failure ?? '', setAside: mirror.isDropped(s) };
   });
-  return { name: drive.name, state: drive.state(), sinks };
+  return { name: drive.name, state: { ...drive.state(), earlyWarningZone: mirror.earlyWarningZone() }, sinks };
 }
+
+/**
+ * How often the server pings a client that went quiet: a client whose link died is noticed within
+ * twice this, its session ends and the drive is free again (for the same client resuming).
+ */
+const KEEPALIVE_MS = 10_000;
 
 /** Serves the drives over gRPC on `address` (host:port); resolves with the bound address. */
 export async function startGrpcServer(
@@ -25,10 +31,14 @@ export async function startGrpcServer(
   address: string,
   maxMessage: number,
   log: Logger,
+  security: { credentials: grpc.ServerCredentials; interceptors: grpc.ServerInterceptor[] },
 ): Promise<{ server: grpc.Server; address: string }> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessage,
     'grpc.max_send_message_length': maxMessage,
+    'grpc.keepalive_time_ms': KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': KEEPALIVE_MS,
+    interceptors: security.interceptors,
   });
   const driveByName = new Map([...drives].map(([name, d]) => [name, d.drive]));
   const handlers: TapeProxyServer = {
@@ -45,7 +55,7 @@ export async function startGrpcServer(
   };
   server.addService(TapeProxyService, handlers);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const host = address.slice(0, address.lastIndexOf(':'));
   return { server, address: `${host}:${port}` };

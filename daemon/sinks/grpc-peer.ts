@@ -60,19 +60,31 @@ export function isLinkFailure(err: unknown): boolean {
 /** What a failed call means for the user, and what to do about it. */
 export function explainCallError(err: unknown, address: string): string {
   const e = err as Partial<grpc.ServiceError> & Error;
-  const details = e.details ?? e.message;
+  const details = tidy(e.details ?? e.message);
   switch (e.code) {
     case grpc.status.UNAUTHENTICATED:
       return `${address} refused the call: ${details} (check token-file=; the daemon's token-file must hold the same token)`;
-    case grpc.status.NOT_FOUND:
-      return `${address}: ${details}`;
     case grpc.status.UNAVAILABLE:
     case grpc.status.DEADLINE_EXCEEDED:
-      if (/certificate|self[- ]signed|verify|CERT_|altnames|handshake/i.test(details)) {
-        return `cannot establish TLS with ${address}: ${details} (give the CA that signed the daemon's certificate with ca=FILE, check that the certificate names this host, and give cert= and key= if the daemon asks for a client certificate)`;
+      if (/certificate required|handshake failure/i.test(details)) {
+        return `cannot establish TLS with ${address}: ${details} (the daemon asks for a client certificate: give cert= and key=, signed by the CA of its tls.client-ca)`;
       }
-      return `cannot reach the tapeproxy daemon at ${address}: ${details} (is it running, listening there, and the link up? plaintext only if it serves without TLS)`;
+      if (/certificate|self[- ]signed|verify|altnames|does not match/i.test(details)) {
+        return `cannot establish TLS with ${address}: ${details} (give the CA that signed the daemon's certificate with ca=FILE, and check that the certificate names this host)`;
+      }
+      return `cannot reach the tapeproxy daemon at ${address}: ${details} (is it running and listening there, is the link up? plaintext only if it serves without TLS)`;
     default:
       return `${address}: ${details}`;
   }
+}
+
+/** grpc-js's connection errors on one line, without its framing and OpenSSL's source references. */
+function tidy(details: string): string {
+  return details
+    .replace(/^No connection established\. Last error: (Error: )?/, '')
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)\.?\s*(Resolution note:.*)?$/s, '')
+    .replace(/[0-9A-F]{8,}:error:[0-9A-F]+:SSL routines:\w+:/g, '')
+    .replace(/:\.\.\/deps\/\S+( alert number \d+)?/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }

@@ -8,11 +8,10 @@
 import { execa } from 'execa';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { cli, type RunningDaemon } from '../support/daemon.js';
 import { startSshd, type Sshd } from '../support/sshd.js';
-import { expectRestoresAlone, expectSameVolumes, fuseDrive, tarCreate } from '../support/tape-copies.js';
+import { expectRestoresAlone, expectVolumesEndedByRemote, fuseDrive, grows, tarCreate } from '../support/tape-copies.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
@@ -50,27 +49,19 @@ async function localDrive(rmtSink: string, extra: string[] = []) {
   return drive;
 }
 
-/** dump's rmt, run here: the remote shell is left out. */
+/**
+ * dump's rmt, run here: the remote shell is left out. early-warning=512K: the remote's 1 MiB zone as
+ * the rmt server meets it, less the half that the remote's own shim acknowledges early.
+ */
 const dumpRmt = (device: string, params = '') => `rmt://localhost${device}?rsh=local&rmt=/usr/sbin/rmt-dump&early-warning=512K${params}`;
 
 async function backupEndsAtRemoteEarlyWarning(rmtSink: string): Promise<void> {
-  // The remote's zone as the rmt client meets it: 1 MiB, less the half its own shim acknowledges early.
   await remoteDrive();
   const { device } = await localDrive(rmtSink);
   await tarCreate(device, dir.path);
   for (const d of daemons.splice(0).reverse()) await d.stop();
-
-  const volumes = await expectSameVolumes(`${dir.path}/a-%v.tap`, `${dir.path}/r-%v.tap`);
-  expect(volumes).toBeGreaterThanOrEqual(3);
-  for (let v = 1; v < volumes; v++) {
-    // The local copy could take 64 MiB: each volume ended because the remote passed its early warning.
-    const size = (await stat(`${dir.path}/r-${v}.tap`)).size;
-    expect(size, `remote volume ${v}`).toBeGreaterThan(3 * MiB);
-    expect(size).toBeLessThanOrEqual(4 * MiB);
-  }
-  const original = await hashTree(join(dir.path, 'src'));
-  await expectRestoresAlone(dir.path, `${dir.path}/a-%v.tap`, original);
-  await expectRestoresAlone(dir.path, `${dir.path}/r-%v.tap`, original);
+  // The local copy could take 64 MiB: each volume ended because the remote passed its early warning.
+  await expectVolumesEndedByRemote(dir.path, `${dir.path}/a-%v.tap`, `${dir.path}/r-%v.tap`, { earlyWarningAt: 3 * MiB, capacity: 4 * MiB });
 }
 
 it("tar -M to a local image and through dump's rmt (spawned here): the remote's early warning ends each volume of both copies; each copy restores alone", async () => {
@@ -137,8 +128,3 @@ it('a device that does not exist on the remote: the daemon does not start, and s
   expect(r.exitCode).toBe(1);
   expect(r.stderr).toContain(`rmt://localhost${missing}: cannot open volume 1: ${missing} on localhost: No such file or directory (E2)`);
 });
-
-/** Waits until a file has grown past `bytes` (the stream is under way). */
-async function grows(path: string, bytes: number): Promise<void> {
-  while ((await stat(path).catch(() => ({ size: 0 }))).size < bytes) await sleep(50);
-}

@@ -1,7 +1,8 @@
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
 import { volumePath } from '../../daemon/sinks/file-sink.js';
 import { startDaemon, type RunningDaemon } from './daemon.js';
@@ -43,4 +44,28 @@ export async function expectRestoresAlone(dir: string, copy: string, original: R
     await daemon.stop();
   }
   expect(await hashTree(join(out, 'src')), `restored from ${copy} alone`).toEqual(original);
+}
+
+/**
+ * After `tar -c -M` of `dir/src` to a drive with a roomy local image copy and a remote copy whose
+ * volumes are small: the copies are the same volume for volume, over at least three volumes; every
+ * volume but the last ended past the remote's early-warning point and within its capacity (so the
+ * remote's early warning ended it, for the local copy too); each copy restores alone.
+ */
+export async function expectVolumesEndedByRemote(dir: string, local: string, remote: string, remoteVolume: { earlyWarningAt: number; capacity: number }): Promise<void> {
+  const volumes = await expectSameVolumes(local, remote);
+  expect(volumes).toBeGreaterThanOrEqual(3);
+  for (let v = 1; v < volumes; v++) {
+    const { size } = await stat(volumePath(remote, v));
+    expect(size, `remote volume ${v}`).toBeGreaterThan(remoteVolume.earlyWarningAt);
+    expect(size, `remote volume ${v}`).toBeLessThanOrEqual(remoteVolume.capacity);
+  }
+  const original = await hashTree(join(dir, 'src'));
+  await expectRestoresAlone(dir, local, original);
+  await expectRestoresAlone(dir, remote, original);
+}
+
+/** Waits until a file has grown past `bytes` (a stream is under way), to act mid-stream. */
+export async function grows(path: string, bytes: number): Promise<void> {
+  while ((await stat(path).catch(() => ({ size: 0 }))).size < bytes) await sleep(50);
 }

@@ -1,6 +1,6 @@
 import type { DriveSession } from '../../client/drive-session.js';
 import { MtOp } from '../drive/mtio.js';
-import { TapeError } from '../drive/tape-error.js';
+import { Errno, TapeError } from '../drive/tape-error.js';
 
 /** An object the copy sent and the remote has not confirmed: a record's data, or a filemark (null). */
 export type SentObject = Buffer | null;
@@ -20,7 +20,11 @@ export class ResumeRefused extends Error {}
  * was sent (fewer objects than confirmed, more than sent, different data: another writer, a
  * restarted daemon, a reloaded volume) refuses the resume.
  */
-export async function confirmRemotePosition(session: DriveSession, confirmed: number, unconfirmed: readonly SentObject[]): Promise<number> {
+export async function confirmRemotePosition(
+  session: DriveSession,
+  confirmed: number,
+  unconfirmed: readonly SentObject[],
+): Promise<{ landed: number; remoteAt: number }> {
   const at = await session.position();
   if (at < confirmed || at > confirmed + unconfirmed.length + 1) {
     throw new ResumeRefused(
@@ -36,7 +40,7 @@ export async function confirmRemotePosition(session: DriveSession, confirmed: nu
   }
   if (landed < at && landed > confirmed) expectSame(await readObject(session, landed - 1, ours(landed - 1)), ours(landed - 1), landed - 1);
   await session.mt(MtOp.MTSEEK, landed);
-  return landed;
+  return { landed, remoteAt: at };
 }
 
 /** The object, read with room for one byte more than what was sent there: a longer record is not ours (ENOMEM). */
@@ -46,6 +50,7 @@ async function readObject(session: DriveSession, object: number, sent: SentObjec
     const data = await session.read((sent?.length ?? 0) + 1);
     return data.length === 0 ? null : data;
   } catch (err) {
+    if (err instanceof TapeError && err.errno === Errno.ENOMEM) throw notSent(object);
     if (err instanceof TapeError) throw new ResumeRefused(`reading back object ${object} failed: ${err.message}`);
     throw err;
   }
@@ -53,5 +58,9 @@ async function readObject(session: DriveSession, object: number, sent: SentObjec
 
 function expectSame(remote: SentObject, sent: SentObject | undefined, object: number): void {
   const same = remote === null ? sent === null : sent != null && remote.equals(sent);
-  if (!same) throw new ResumeRefused(`object ${object} on the remote drive is not the one this copy sent`);
+  if (!same) throw notSent(object);
+}
+
+function notSent(object: number): ResumeRefused {
+  return new ResumeRefused(`object ${object} on the remote drive is not the one this copy sent`);
 }

@@ -347,12 +347,21 @@ export class GrpcSink implements Sink {
         if (session.lastFlags?.volume !== this.remoteVolume) {
           throw new ResumeRefused(`the remote drive holds volume ${session.lastFlags?.volume}, not volume ${this.remoteVolume}`);
         }
-        const landed = await this.withDeadline(confirmRemotePosition(session, this.confirmed, this.unconfirmedObjects()), 'confirming the position');
+        const confirmed = this.confirmed;
+        const unconfirmed = this.unconfirmedObjects();
+        const { landed, remoteAt } = await this.withDeadline(confirmRemotePosition(session, confirmed, unconfirmed), 'confirming the position');
         if (generation !== this.generation) return;
         this.takeLanded(landed);
         this.session = session;
         this.sent = 0;
-        this.options.log?.('resumed on the remote drive at the position it confirmed', { sink: this.name, object: landed, volume: this.volume });
+        this.options.log?.('resumed on the remote drive at the position it confirmed', {
+          sink: this.name,
+          volume: this.volume,
+          object: landed,
+          confirmedBefore: confirmed,
+          unconfirmed: unconfirmed.length,
+          closingFilemarkOverwritten: remoteAt > landed,
+        });
         return;
       } catch (err) {
         session?.cancel();

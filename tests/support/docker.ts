@@ -23,6 +23,7 @@ export interface DockerRig {
 }
 
 export async function startDocker(): Promise<DockerRig> {
+  const restoreHost = await hostNetworkState();
   // A short exec root: containerd's socket paths must stay under the Unix socket limit.
   const execRoot = await mkdtemp('/run/tpd-');
   const socket = join(execRoot, 'docker.sock');
@@ -38,6 +39,7 @@ export async function startDocker(): Promise<DockerRig> {
     dockerd.kill('SIGTERM');
     await dockerd;
     await rm(execRoot, { recursive: true, force: true });
+    await restoreHost();
   };
   try {
     await waitFor(() => execa('docker', ['version'], { env }).then(() => true, () => false), dockerd, 'dockerd');
@@ -113,4 +115,19 @@ async function waitFor(ready: () => Promise<boolean>, proc: ResultPromise, what:
     await sleep(100);
   }
   throw new Error(`${what} did not come up${exited ? `: ${String((await proc).all).slice(-2000)}` : ''}`);
+}
+
+/**
+ * What dockerd changes on the host and leaves behind when it stops (its iptables chains and
+ * FORWARD policy, IP forwarding, the docker0 bridge); the returned function puts it back.
+ */
+async function hostNetworkState(): Promise<() => Promise<void>> {
+  const rules = (await execa('iptables-save')).stdout;
+  const forwarding = await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8');
+  const bridge = existsSync('/sys/class/net/docker0');
+  return async () => {
+    await execa('iptables-restore', { input: `${rules}\n` });
+    await writeFile('/proc/sys/net/ipv4/ip_forward', forwarding);
+    if (!bridge) await execa('ip', ['link', 'del', 'docker0'], { reject: false });
+  };
 }

@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { SessionLost } from '../../client/drive-session.js';
-import { type DriveInfo, TapeProxyClient } from '../../generated/tapeproxy.js';
+import type { DriveInfo, TapeProxyClient } from '../../generated/tapeproxy.js';
 import { TapeError } from '../drive/tape-error.js';
 import { readSecret, readToken, tokenMetadata } from '../frontends/grpc/auth.js';
+import { FastTapeProxyClient } from '../frontends/grpc/record-codec.js';
 
 /** How to reach a remote tapeproxy daemon. */
 export interface PeerOptions {
@@ -35,12 +36,14 @@ export async function connectPeer(options: PeerOptions): Promise<Peer> {
       )
     : grpc.credentials.createInsecure();
   const token = options.tokenFile ? await readToken(options.tokenFile, 'token-file') : undefined;
-  const client = new TapeProxyClient(options.address, credentials, {
+  const client = new FastTapeProxyClient(options.address, credentials, {
     'grpc.max_receive_message_length': MAX_MESSAGE,
     'grpc.max_send_message_length': MAX_MESSAGE,
     'grpc.keepalive_time_ms': options.keepaliveMs,
     'grpc.keepalive_timeout_ms': options.keepaliveMs,
     'grpc.keepalive_permit_without_calls': 1,
+    // The sink resumes by itself; grpc-js's retries would only hold a copy of every record sent.
+    'grpc.enable_retries': 0,
   });
   return { client, metadata: tokenMetadata(token) };
 }

@@ -1,8 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { type DriveInfo, TapeProxyService, type TapeProxyServer } from '../../../generated/tapeproxy.js';
+import type { DriveInfo, TapeProxyServer } from '../../../generated/tapeproxy.js';
 import type { PseudoDrive } from '../../drive/pseudo-drive.js';
 import type { Mirror } from '../../mirror/mirror.js';
+import { widenReceiveWindows } from './flow-control.js';
+import { FastTapeProxyService } from './record-codec.js';
 import { serveSession } from './session.js';
 
 /** A drive and the mirror of copies behind it. */
@@ -53,10 +55,11 @@ export async function startGrpcServer(
       callback(null, driveInfo(drive));
     },
   };
-  server.addService(TapeProxyService, handlers);
+  server.addService(FastTapeProxyService, handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
+  widenReceiveWindows(server);
   const host = address.slice(0, address.lastIndexOf(':'));
   return { server, address: `${host}:${port}` };
 }

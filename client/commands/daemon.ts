@@ -64,6 +64,14 @@ export const daemonCommand = {
       .example('$0 daemon --drive pnst0 --fuse ./pnst0 --sink file:a.tap --sink file:b.tap', 'as the file ./pnst0 (FUSE)')
       .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml', 'drives from a config file')
       .example(
+        "$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap --sink 'rmt://backup@tapehost/dev/nst0?early-warning=2G'",
+        'a local image and a drive on tapehost through its rmt server over ssh',
+      )
+      .example(
+        "$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap --sink 'grpc://vault:7070/vault0?ca=ca.crt&token-file=token'",
+        "a local image and drive vault0 of the tapeproxy daemon on vault, over TLS with a token",
+      )
+      .example(
         '$0 daemon --drive vault0 --sink file:/srv/a-%v.tap --listen 0.0.0.0:7070 --tls-cert server.crt --tls-key server.key --token-file token',
         "serve drive vault0 to other machines' grpc sinks, over TLS with a token",
       ),

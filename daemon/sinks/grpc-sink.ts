@@ -5,9 +5,8 @@ import { MtOp } from '../drive/mtio.js';
 import { Errno, TapeError, tapeError } from '../drive/tape-error.js';
 import { connectPeer, explainCallError, isLinkFailure, type Peer, type PeerOptions, remoteDriveInfo } from './grpc-peer.js';
 import { confirmRemotePosition, ResumeRefused, type SentObject } from './grpc-resume.js';
-import type { Room, Sink, SinkStatus } from './sink.js';
+import { RemoteSink } from './remote-sink.js';
 import type { SinkLog } from './sink-uri.js';
-import { WriteQueue } from './write-queue.js';
 
 /** Requests sent before their replies; the bytes are bounded by the mirror (queueLimit). */
 const MAX_IN_FLIGHT = 256;
@@ -42,20 +41,12 @@ type Entry = { kind: 'record'; data: Buffer } | { kind: 'filemarks'; count: numb
  * and goes on only once the remote's position proves which of them landed (grpc-resume.ts). If it
  * cannot, the copy fails, its status naming the host and the last object the remote confirmed.
  */
-export class GrpcSink implements Sink {
-  readonly name: string;
-  readonly readable = false;
+export class GrpcSink extends RemoteSink {
   private peer: Peer | undefined;
   private session: DriveSession | undefined;
   /** Replies to requests of an older session are ignored. */
   private generation = 0;
-  private volume = 0;
   private remoteVolume = 0;
-  private loaded = false;
-  private pos = 0;
-  /** Objects of the current volume the remote confirmed. */
-  private confirmed = 0;
-  private ew = false;
   private zone: number | undefined;
   private readonly entries: Entry[] = [];
   /** entries[0, sent) went out on the current session. */
@@ -64,38 +55,22 @@ export class GrpcSink implements Sink {
   private replyTimer: NodeJS.Timeout | undefined;
   private resuming: Promise<void> | undefined;
   private waiters: (() => void)[] = [];
-  private readonly queue = new WriteQueue();
-  private records = 0;
-  private bytes = 0;
-  private volumeBytes = 0;
 
   constructor(private readonly options: GrpcSinkOptions) {
-    this.name = `grpc://${options.peer.address}/${options.drive}`;
+    super(`grpc://${options.peer.address}/${options.drive}`);
     this.zone = options.earlyWarningZone;
   }
 
-  get position(): number {
-    return this.pos;
-  }
-  get earlyWarning(): boolean {
-    return this.ew;
-  }
-  get queuedBytes(): number {
-    return this.queue.bytes;
-  }
   get earlyWarningZone(): number | undefined {
     return this.zone;
-  }
-  get failure(): Error | undefined {
-    return this.queue.failure;
   }
 
   async load(volume: number): Promise<{ writeProtected: boolean }> {
     await this.endSession();
-    this.queue.reset();
+    this.startVolume(volume);
     this.generation++;
     this.entries.length = 0;
-    Object.assign(this, { volume, loaded: false, pos: 0, confirmed: 0, sent: 0, ew: false, volumeBytes: 0 });
+    this.sent = 0;
     try {
       this.peer = await connectPeer(this.options.peer);
       const info = await remoteDriveInfo(this.peer, this.options.drive, this.options.replyTimeoutMs);
@@ -115,23 +90,8 @@ export class GrpcSink implements Sink {
     return { writeProtected: false }; // a write-protected remote volume refuses the read-write open (EROFS)
   }
 
-  async unload(): Promise<void> {
-    if (!this.loaded) return;
-    try {
-      await this.sync();
-      await this.control({ mt: { op: MtOp.MTOFFL, count: 1 } });
-    } finally {
-      this.loaded = false;
-      await this.endSession();
-    }
-  }
-
-  async hasVolume(volume: number): Promise<boolean> {
-    return this.loaded && volume === this.volume;
-  }
-
-  room(): Room {
-    return this.ew ? 'early-warning' : 'ok';
+  protected async offline(): Promise<void> {
+    await this.control({ mt: { op: MtOp.MTOFFL, count: 1 } });
   }
 
   write(record: Buffer): void {
@@ -152,10 +112,6 @@ export class GrpcSink implements Sink {
     this.push({ kind: 'erase' });
   }
 
-  drain(maxQueuedBytes: number): Promise<void> {
-    return this.queue.drain(maxQueuedBytes);
-  }
-
   /** Everything confirmed, and the remote's copies have it (MTNOP is its sync point). */
   async sync(): Promise<void> {
     if (!this.loaded) return;
@@ -172,40 +128,6 @@ export class GrpcSink implements Sink {
     await this.control({ mt: object === 0 ? { op: MtOp.MTREW, count: 1 } : { op: MtOp.MTSEEK, count: object } });
     this.pos = this.confirmed = object;
     if (object === 0) this.ew = false;
-  }
-
-  next(): Promise<never> {
-    return Promise.reject(this.notRead());
-  }
-  previous(): Promise<never> {
-    return Promise.reject(this.notRead());
-  }
-  atEnd(): Promise<never> {
-    return Promise.reject(this.notRead());
-  }
-
-  status(): SinkStatus {
-    return {
-      name: this.name,
-      volume: this.volume,
-      loaded: this.loaded,
-      position: this.failure ? this.confirmed : this.pos,
-      used: this.volumeBytes,
-      earlyWarning: this.ew,
-      queuedBytes: this.queue.bytes,
-      recordsWritten: this.records,
-      bytesWritten: this.bytes,
-      failure: this.failure?.message,
-    };
-  }
-
-  async close(): Promise<void> {
-    try {
-      if (this.loaded && !this.failure) await this.sync();
-    } finally {
-      this.loaded = false;
-      await this.endSession();
-    }
   }
 
   private push(entry: Entry): void {
@@ -243,13 +165,8 @@ export class GrpcSink implements Sink {
   }
 
   private confirmObjects(entry: Entry): void {
-    if (entry.kind === 'record') {
-      this.confirmed++;
-      this.records++;
-      this.bytes += entry.data.length;
-      this.volumeBytes += entry.data.length;
-      this.queue.done(entry.data.length);
-    } else if (entry.kind === 'filemarks') {
+    if (entry.kind === 'record') this.recordConfirmed(entry.data.length);
+    else if (entry.kind === 'filemarks') {
       this.confirmed += entry.count;
     }
   }
@@ -413,7 +330,7 @@ export class GrpcSink implements Sink {
     this.sent = 0;
   }
 
-  private async endSession(): Promise<void> {
+  protected async endSession(): Promise<void> {
     const session = this.session;
     this.session = undefined;
     try {
@@ -457,9 +374,5 @@ export class GrpcSink implements Sink {
 
   private linkError(why: string): TapeError {
     return tapeError('EIO', `${this.name}: link failed: ${why}; the last object the remote confirmed is ${this.confirmed} of volume ${this.volume}`);
-  }
-
-  private notRead(): Error {
-    return tapeError('EIO', `${this.name}: remote copies are written, not read back; reads use a local copy (list one)`);
   }
 }

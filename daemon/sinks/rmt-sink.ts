@@ -1,9 +1,8 @@
 import { MtOp } from '../drive/mtio.js';
 import { Errno, type TapeError, tapeError } from '../drive/tape-error.js';
 import { RmtClient, type RmtReply } from './rmt-client.js';
-import type { Room, Sink, SinkStatus } from './sink.js';
+import { RemoteSink } from './remote-sink.js';
 import type { SinkLog } from './sink-uri.js';
-import { WriteQueue } from './write-queue.js';
 
 const GMT_EOT = 0x20000000;
 const GMT_WR_PROT = 0x04000000;
@@ -42,48 +41,24 @@ type Op = { kind: 'record'; data: Buffer } | { kind: 'task'; run: () => Promise<
  * volume the sink stays that careful. Early warning is also read from the remote status (GMT_EOT)
  * at sync points and before filemarks, where the server offers a status.
  */
-export class RmtSink implements Sink {
-  readonly name: string;
-  readonly readable = false;
+export class RmtSink extends RemoteSink {
   private client: RmtClient | undefined;
   /** How this server wants `S` (see RmtClient.status), or undefined if it gives no status. */
   private statusWithNewline: boolean | undefined;
-  private volume = 0;
-  private loaded = false;
-  private pos = 0;
-  /** Objects of the current volume the remote confirmed. */
-  private confirmed = 0;
-  private ew = false;
   /** Past a refused write on this volume: one record at a time, refusals retried once. */
   private careful = false;
   /** A task or a repair owns the connection: no record may be sent in between its requests. */
   private holding = false;
-  private records = 0;
-  private bytes = 0;
-  private volumeBytes = 0;
-  private readonly queue = new WriteQueue();
   private ops: Op[] = [];
   private readonly inflight: { data: Buffer; reply: Promise<RmtReply> }[] = [];
   private pumping: Promise<void> | undefined;
 
   constructor(private readonly options: RmtSinkOptions) {
-    this.name = `rmt://${options.user ? `${options.user}@` : ''}${options.host}${options.device}`;
+    super(`rmt://${options.user ? `${options.user}@` : ''}${options.host}${options.device}`);
   }
 
-  get position(): number {
-    return this.pos;
-  }
-  get earlyWarning(): boolean {
-    return this.ew;
-  }
-  get queuedBytes(): number {
-    return this.queue.bytes;
-  }
   get earlyWarningZone(): number | undefined {
     return this.options.earlyWarningZone;
-  }
-  get failure(): Error | undefined {
-    return this.queue.failure;
   }
 
   /** The command that starts the rmt server, as tar runs it: `RSH [-l USER] HOST RMT`. */
@@ -94,8 +69,8 @@ export class RmtSink implements Sink {
 
   async load(volume: number): Promise<{ writeProtected: boolean }> {
     await this.endSession();
-    this.queue.reset();
-    Object.assign(this, { volume, loaded: false, pos: 0, confirmed: 0, ew: false, careful: false, volumeBytes: 0 });
+    this.startVolume(volume);
+    this.careful = false;
     const client = (this.client = new RmtClient(this.command, this.options.host, this.options.replyTimeoutMs));
     const what = `volume ${volume}: ${this.options.device} on ${this.options.host}`;
     try {
@@ -114,23 +89,8 @@ export class RmtSink implements Sink {
     }
   }
 
-  async unload(): Promise<void> {
-    if (!this.loaded) return;
-    try {
-      await this.sync();
-      await this.task(() => this.check(this.client!.ioctl(MtOp.MTOFFL, 1), 'unload'));
-    } finally {
-      this.loaded = false;
-      await this.endSession();
-    }
-  }
-
-  async hasVolume(volume: number): Promise<boolean> {
-    return this.loaded && volume === this.volume;
-  }
-
-  room(): Room {
-    return this.ew ? 'early-warning' : 'ok';
+  protected async offline(): Promise<void> {
+    await this.task(() => this.check(this.client!.ioctl(MtOp.MTOFFL, 1), 'unload'));
   }
 
   write(record: Buffer): void {
@@ -157,10 +117,6 @@ export class RmtSink implements Sink {
     this.background(() => this.check(this.client!.ioctl(MtOp.MTERASE, 0), `erasing at object ${this.confirmed}`));
   }
 
-  drain(maxQueuedBytes: number): Promise<void> {
-    return this.queue.drain(maxQueuedBytes);
-  }
-
   /** Everything is on the remote drive, and its buffer on tape (WRITE FILEMARKS 0). */
   async sync(): Promise<void> {
     await this.task(async () => {
@@ -182,40 +138,6 @@ export class RmtSink implements Sink {
       this.careful = false;
       if (object === 0) this.ew = false;
     });
-  }
-
-  next(): Promise<never> {
-    return Promise.reject(this.notRead());
-  }
-  previous(): Promise<never> {
-    return Promise.reject(this.notRead());
-  }
-  atEnd(): Promise<never> {
-    return Promise.reject(this.notRead());
-  }
-
-  status(): SinkStatus {
-    return {
-      name: this.name,
-      volume: this.volume,
-      loaded: this.loaded,
-      position: this.failure ? this.confirmed : this.pos,
-      used: this.volumeBytes,
-      earlyWarning: this.ew,
-      queuedBytes: this.queue.bytes,
-      recordsWritten: this.records,
-      bytesWritten: this.bytes,
-      failure: this.failure?.message,
-    };
-  }
-
-  async close(): Promise<void> {
-    try {
-      if (this.loaded && !this.failure) await this.sync();
-    } finally {
-      this.loaded = false;
-      await this.endSession();
-    }
   }
 
   private kick(): void {
@@ -264,7 +186,7 @@ export class RmtSink implements Sink {
     const reply = await head.reply;
     if (reply.ok && reply.value === head.data.length) {
       this.inflight.shift();
-      this.written(head.data);
+      this.recordConfirmed(head.data.length);
     } else if (!reply.ok && reply.errno === Errno.ENOSPC) {
       this.holding = true;
       await this.repair();
@@ -308,16 +230,8 @@ export class RmtSink implements Sink {
       this.ew = true;
       reply = await this.client!.write(data);
     }
-    if (reply.ok && reply.value === data.length) this.written(data);
+    if (reply.ok && reply.value === data.length) this.recordConfirmed(data.length);
     else this.fail(this.writeError(reply, data));
-  }
-
-  private written(data: Buffer): void {
-    this.confirmed++;
-    this.records++;
-    this.bytes += data.length;
-    this.volumeBytes += data.length;
-    this.queue.done(data.length);
   }
 
   /** GMT_EOT in the remote status means early warning too (a crossing write that was the last). */
@@ -378,7 +292,7 @@ export class RmtSink implements Sink {
     this.inflight.length = 0;
   }
 
-  private async endSession(): Promise<void> {
+  protected async endSession(): Promise<void> {
     const client = this.client;
     this.client = undefined;
     if (!client) return;
@@ -388,10 +302,6 @@ export class RmtSink implements Sink {
     } catch {
       client.kill();
     }
-  }
-
-  private notRead(): Error {
-    return tapeError('EIO', `${this.name}: remote copies are written, not read back; reads use a local copy (list one)`);
   }
 }
 

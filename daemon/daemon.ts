@@ -36,7 +36,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
   if (!isLoopback(config.listen) && !config.tls && !config.allowPlaintext) {
     throw new Error(

@@ -75,8 +75,8 @@ export class GrpcSink extends RemoteSink {
       this.peer = await connectPeer(this.options.peer);
       const info = await remoteDriveInfo(this.peer, this.options.drive, this.options.replyTimeoutMs);
       const remoteZone = info.state?.earlyWarningZone;
-      const zones = [this.options.earlyWarningZone, remoteZone === undefined ? undefined : Math.floor(remoteZone / 2)];
-      this.zone = zones.some((z) => z !== undefined) ? Math.min(...zones.filter((z): z is number => z !== undefined)) : undefined;
+      const zones = [this.options.earlyWarningZone, remoteZone === undefined ? undefined : Math.floor(remoteZone / 2)].filter((z) => z !== undefined);
+      this.zone = zones.length > 0 ? Math.min(...zones) : undefined;
       // A blocking open: after the unload of the last volume, the remote's autoload loads its next.
       this.session = await this.openSession(this.peer, false);
       this.remoteVolume = this.session.lastFlags?.volume ?? 0;

@@ -49,7 +49,7 @@ export async function startGrpcServer(
     driveStatus: (call, callback) => {
       const drive = drives.get(call.request.drive);
       if (!drive) {
-        callback({ code: grpc.status.NOT_FOUND, details: `no drive named '${call.request.drive}'` });
+        callback({ code: grpc.status.NOT_FOUND, details: `no drive named '${call.request.drive}'; drives: ${[...drives.keys()].join(', ')}` });
         return;
       }
       callback(null, driveInfo(drive));

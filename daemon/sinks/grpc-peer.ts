@@ -84,8 +84,10 @@ export function explainCallError(err: unknown, address: string): string {
 /** grpc-js's connection errors on one line, without its framing and OpenSSL's source references. */
 function tidy(details: string): string {
   return details
-    .replace(/^No connection established\. Last error: (Error: )?/, '')
-    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)\.?\s*(Resolution note:.*)?$/s, '')
+    .replace(/^No connection established\. Last error: /, '')
+    .replace(/^Error( \[\w+\])?: /, '')
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '')
+    .replace(/\.?\s*Resolution note:.*$/s, '')
     .replace(/[0-9A-F]{8,}:error:[0-9A-F]+:SSL routines:\w+:/g, '')
     .replace(/:\.\.\/deps\/\S+( alert number \d+)?/g, '')
     .replace(/\s+/g, ' ')

@@ -88,7 +88,7 @@ const SINK_TYPES: Record<string, SinkType> = {
       rsh: `remote shell and its options (default '${DEFAULT_RSH}'; URL-encode spaces as +); 'local' runs the rmt program on this machine`,
       rmt: 'the rmt program on the remote host (default /usr/sbin/rmt)',
       'early-warning': "the remote drive's early-warning zone (what it takes past early warning), to bound the records in flight",
-      timeout: 'seconds to wait for a reply before the link counts as cut (default 300)',
+      timeout: 'seconds to wait for a reply before the link counts as cut (default 300; more for a drive that waits for a cartridge)',
     },
     make(target, params, uri, log) {
       const { host, user, path } = remoteTarget(target, uri, 'rmt://[user@]host/dev/nst0');
@@ -116,7 +116,7 @@ const SINK_TYPES: Record<string, SinkType> = {
       plaintext: 'no TLS: only to a loopback address; plaintext=insecure to any host, on a network you trust',
       'early-warning': "what the remote drive takes past early warning, if smaller than it says itself",
       keepalive: 'seconds between pings: a dead link is noticed within twice this (default 10)',
-      timeout: 'seconds a reply may take before the link counts as failed (default 120)',
+      timeout: 'seconds a reply may take before the link counts as failed (default 120; more for a remote drive that waits for a cartridge)',
       grace: 'seconds to reconnect and resume after a link failure; 0 fails the copy at once (default 60)',
     },
     make(target, params, uri, log) {

@@ -93,6 +93,8 @@ it('tar -M to a local image and over TLS with a token to a tapeproxy in a contai
   const device = await startLocal(grpcSink(await startRemote()));
   await tarCreate(device, dir.path);
   expect(local!.log()).toMatch(/"earlyWarningZone":524288,"msg":"remote drive ready"/);
+  const status = (await cli(['status', 'pnst0', '--json', '--server', local!.address])).stdout.toString();
+  for (const shown of [local!.log(), status]) expect(shown).not.toContain(pki.token);
   await local!.stop();
   local = undefined;
   await expectVolumesEndedByRemote(dir.path, `${dir.path}/a-%v.tap`, `${dir.path}/remote/r-%v.tap`, { earlyWarningAt: 3 * MiB, capacity: 4 * MiB });

@@ -1,4 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tapeError } from '../drive/tape-error.js';
 
 /** A reply of an rmt server: `A<n>` (with the data of R and S replies), or `E`/`F<errno>`. */
@@ -13,6 +14,9 @@ interface Pending {
 }
 
 const SPAWN_OPTIONS = { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false } as const;
+
+/** How long a server may take to exit once its input ended. */
+const EXIT_WAIT_MS = 10_000;
 
 /** stderr kept for error messages (ssh's "Permission denied", "rmt: not found"). */
 const STDERR_TAIL = 2000;
@@ -72,9 +76,11 @@ export class RmtClient {
     return this.request('C\n');
   }
 
-  /** Ends the session: stdin closes, so the server exits, as at the end of a tar run. */
+  /** Ends the session: stdin closes, so the server exits, as at the end of a tar run (or is killed if it does not). */
   async end(): Promise<void> {
     this.proc.stdin.end();
+    const exited = await Promise.race([this.proc.then(() => true), sleep(EXIT_WAIT_MS, false, { ref: false })]);
+    if (!exited) this.kill();
     await this.proc;
   }
 

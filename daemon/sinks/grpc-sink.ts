@@ -297,7 +297,10 @@ export class GrpcSink extends RemoteSink {
     return this.entries.flatMap((e) => (e.kind === 'record' ? [e.data] : e.kind === 'filemarks' ? new Array<SentObject>(e.count).fill(null) : []));
   }
 
-  /** The first `landed - confirmed` unconfirmed objects are on the remote after all. */
+  /**
+   * The first `landed - confirmed` unconfirmed objects are on the remote after all. An erase (no
+   * object) at the resume point is sent again: at the same position it erases the same.
+   */
   private takeLanded(landed: number): void {
     while (this.confirmed < landed) {
       const head = this.entries[0]!;
@@ -309,7 +312,6 @@ export class GrpcSink extends RemoteSink {
       this.entries.shift();
       this.confirmObjects(head);
     }
-    while (this.entries[0]?.kind === 'erase') this.entries.shift();
   }
 
   private fail(error: Error): void {

@@ -30,12 +30,12 @@ const CLI = join(root, 'dist', 'client', 'tapeproxy.js');
 
 type Contender = 'A' | 'Bfile' | 'Btar' | 'Cdd' | 'Ctar' | 'Tee' | 'D' | 'E' | 'F';
 const NOT_BUILT: Partial<Record<Contender, string>> = {
-  E: 'grpc sink not built yet (remote issue)',
   F: 'encrypt stage not built yet (encryption issue)',
 };
 
 interface Daemon {
   device: string;
+  address: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -49,6 +49,8 @@ async function main(): Promise<void> {
     await makeTree(tree, BYTES);
     const out = (n: number) => join(shm, `out${n}`);
     const daemon = await startDaemon(shm);
+    process.env.TAPEPROXY_SERVER = daemon.address; // for D's rmt
+    const grpcPair = ONLY.length === 0 || ONLY.includes('E') ? await startGrpcPair(shm) : undefined;
     const seconds: Record<string, number> = {};
     let rss: Record<string, number> = {};
     try {
@@ -71,6 +73,12 @@ async function main(): Promise<void> {
             await mtRewind(daemon.device);
             return sh(`tar -b ${N} -cf localhost:/dev/bench0 --rsh-command=${join(root, 'client', 'tapeproxy-rsh')} -C ${shm} tree`);
           },
+          ...(grpcPair && {
+            E: async () => {
+              await mtRewind(grpcPair.local.device);
+              return sh(`dd if=${input} of=${grpcPair.local.device} bs=${R} conv=notrunc status=none`);
+            },
+          }),
         };
         for (const [name, run] of Object.entries(contenders)) {
           if (ONLY.length > 0 && !ONLY.includes(name)) continue;
@@ -88,6 +96,7 @@ async function main(): Promise<void> {
     } finally {
       rss = { daemon: await peakRssMiB(daemon.pid), shim: await peakRssMiB(await shimPid(daemon.device)) };
       await daemon.stop();
+      await grpcPair?.stop();
     }
     let longRun: { gib: number; peakRssMiB: number; seconds: number } | undefined;
     if (opts.long) longRun = await tenGiB();
@@ -117,6 +126,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     ratio('Cdd', 'A', R);
     ratio('Ctar', 'Btar', R);
     ratio('D', 'Cdd', R);
+    ratio('E', 'Cdd', R);
   }
   const recordsPerSecond: Record<string, number> = {};
   for (const R of SIZES) {
@@ -128,6 +138,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     ['Ctar/Btar@262144', 0.8],
     ['Ctar/Btar@1048576', 0.8],
     ['Cdd/A@262144', 0.25],
+    ['E/Cdd@262144', 0.5],
   ];
   console.log('\nratio                      value   target');
   for (const [key, target] of targets) {
@@ -148,10 +159,28 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(`\nwritten: ${join(results, 'latest.json')}`);
 }
 
+/**
+ * E: a drive (FUSE device) with an image copy and a grpc sink to a second daemon on loopback, whose
+ * drive writes an image: Cdd with one of its two copies behind gRPC.
+ */
+async function startGrpcPair(shm: string) {
+  await mkdir(join(shm, 'e'));
+  const remote = await startDaemon(join(shm, 'remote'), [`file:${shm}/r.tap?fsync=false`], { fuse: false });
+  const local = await startDaemon(join(shm, 'e'), [`file:${shm}/e.tap?fsync=false`, `grpc://${remote.address}/bench0?plaintext`]);
+  return {
+    local,
+    async stop() {
+      await local.stop();
+      await remote.stop();
+    },
+  };
+}
+
 /** A drive with a FUSE device and two image copies on tmpfs; also reachable by rmt as /dev/bench0. */
-async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`, `file:${dir}/b.tap?fsync=false`]): Promise<Daemon> {
+async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`, `file:${dir}/b.tap?fsync=false`], { fuse = true } = {}): Promise<Daemon> {
   const device = join(dir, 'bench0');
-  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', '--fuse', device, '--runtime-dir', join(dir, 'run'), '--listen', '127.0.0.1:0', ...sinks.flatMap((s) => ['--sink', s])], { reject: false });
+  const front = fuse ? ['--fuse', device, '--runtime-dir', join(dir, 'run')] : [];
+  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', ...front, '--listen', '127.0.0.1:0', ...sinks.flatMap((s) => ['--sink', s])], { reject: false });
   const address = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const m = /"address":"([^"]+)","msg":"listening"/.exec(line);
@@ -159,9 +188,9 @@ async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`
     });
     void proc.then((r) => reject(new Error(`daemon exited: ${r.stderr}`)));
   });
-  process.env.TAPEPROXY_SERVER = address;
   return {
     device,
+    address,
     pid: proc.pid!,
     async stop() {
       proc.kill('SIGTERM');

@@ -6,12 +6,14 @@ import { PseudoDrive } from './drive/pseudo-drive.js';
 import { logEvents } from './events/event-log.js';
 import { EventBus } from './events/events.js';
 import { RateMeter, SAMPLE_INTERVAL_MS } from './events/rates.js';
+import { serverSecurity } from './frontends/grpc/auth.js';
 import { driveInfo, startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/prometheus.js';
 import { Mirror } from './mirror/mirror.js';
+import { isLoopback } from './loopback.js';
 import { sinkFromUri } from './sinks/sink-uri.js';
 
 /** Write-behind records a shim may have in flight (proto/shim-frames.md). */
@@ -39,18 +41,14 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Plaintext gRPC is only for this machine: remote peers need TLS, which is not built yet. */
-export function isLoopback(address: string): boolean {
-  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
-  if (!isLoopback(config.listen)) {
+  if (!isLoopback(config.listen) && !config.tls && !config.allowPlaintext) {
     throw new Error(
-      `refusing to serve plaintext gRPC on ${config.listen}: use a loopback address (127.0.0.1:PORT); TLS for remote peers is not implemented yet`,
+      `refusing to serve plaintext gRPC on ${config.listen}: remote peers need TLS (tls.cert and tls.key, or --tls-cert and --tls-key), ` +
+        'or use a loopback address (127.0.0.1:PORT); allow-plaintext serves a network you trust without it',
     );
   }
+  const security = await serverSecurity(config);
   const drives = new Map<string, ServedDrive>();
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
   const bus = new EventBus();
@@ -77,9 +75,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   }
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
   const sampler = setInterval(() => drives.forEach((d) => d.rates?.sample()), SAMPLE_INTERVAL_MS).unref();
-  const { server, address, watch, health } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus);
+  const { server, address, watch, health } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus, security);
   const metricsServer = metrics && config.metrics ? await serveMetrics(config.metrics, metrics, log) : undefined;
-  log.info({ address }, 'listening');
+  log.info({ tls: !!config.tls, clientCertificates: !!config.tls?.clientCa, token: !!config.tokenFile, address }, 'listening');
 
   return {
     address,

@@ -18,6 +18,11 @@ cd "$(dirname "$0")/.."
 PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer
   qemu-system-x86 debootstrap busybox-static kmod tmux systemd udev
   bindfs)
+# remote sinks (tests/integration/remote-*): docker.io runs a remote tapeproxy in a container (the
+# tests start their own dockerd; its base image comes from debootstrap), openssh-server is the sshd
+# on loopback that GNU rmt (/usr/sbin/rmt-tar, from tar) is reached through; dump's rmt is
+# /usr/sbin/rmt-dump; iproute2 cuts links in network namespaces, openssl makes the test certificates
+PACKAGES+=(docker.io openssh-server iproute2 openssl)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

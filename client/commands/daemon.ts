@@ -23,7 +23,15 @@ interface Args {
   'device-group'?: string;
   'runtime-dir'?: string;
   metrics?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  'tls-client-ca'?: string;
+  'token-file'?: string;
+  'allow-plaintext'?: boolean;
 }
+
+/** Flags of the gRPC port's protection, and their keys in a config file. */
+const SECURITY_FLAGS = { 'tls-cert': 'tls.cert', 'tls-key': 'tls.key', 'tls-client-ca': 'tls.client-ca', 'token-file': 'token-file', 'allow-plaintext': 'allow-plaintext' } as const;
 
 export const daemonCommand = {
   command: 'daemon',
@@ -51,6 +59,11 @@ export const daemonCommand = {
       .option('device-group', { type: 'string', describe: `group of the device file (default ${DEFAULTS.deviceGroup})` })
       .option('runtime-dir', { type: 'string', describe: `where the shims' sockets go (default ${DEFAULTS.runtimeDir})` })
       .option('metrics', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (PORT alone: on 127.0.0.1; default off)' })
+      .option('tls-cert', { type: 'string', describe: 'serve gRPC over TLS with this certificate (PEM; with --tls-key): needed to listen beyond loopback' })
+      .option('tls-key', { type: 'string', describe: "the certificate's private key (PEM)" })
+      .option('tls-client-ca', { type: 'string', describe: 'ask clients for a certificate signed by this CA (PEM)' })
+      .option('token-file', { type: 'string', describe: 'every gRPC call must carry the token in this file (authorization: Bearer TOKEN)' })
+      .option('allow-plaintext', { type: 'boolean', describe: 'serve plaintext gRPC beyond loopback (only on a network you trust)' })
       .example(
         '$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap?capacity=400G --sink file:/srv/b-%v.tap',
         'one drive mirrored to two image files, reached over gRPC and rmt',
@@ -58,7 +71,19 @@ export const daemonCommand = {
       .example('$0 daemon --drive pnst0 --cuse --sink file:/srv/a-%v.tap', 'the same drive as /dev/pnst0 (CUSE)')
       .example('$0 daemon --drive pnst0 --fuse ./pnst0 --sink file:a.tap --sink file:b.tap', 'as the file ./pnst0 (FUSE)')
       .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml', 'drives from a config file')
-      .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml --metrics 9464', 'with metrics at http://127.0.0.1:9464/metrics'),
+      .example('$0 daemon --config /etc/tapeproxy/tapeproxy.yaml --metrics 9464', 'with metrics at http://127.0.0.1:9464/metrics')
+      .example(
+        "$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap --sink 'rmt://backup@tapehost/dev/nst0?early-warning=2G'",
+        'a local image and a drive on tapehost through its rmt server over ssh',
+      )
+      .example(
+        "$0 daemon --drive pnst0 --sink file:/srv/a-%v.tap --sink 'grpc://vault:7070/vault0?ca=ca.crt&token-file=token'",
+        "a local image and drive vault0 of the tapeproxy daemon on vault, over TLS with a token",
+      )
+      .example(
+        '$0 daemon --drive vault0 --sink file:/srv/a-%v.tap --listen 0.0.0.0:7070 --tls-cert server.crt --tls-key server.key --token-file token',
+        "serve drive vault0 to other machines' grpc sinks, over TLS with a token",
+      ),
   handler: async (args: Args) => {
     const config = await configFrom(args);
     const log = createLogger();
@@ -81,6 +106,9 @@ export const daemonCommand = {
 async function configFrom(args: Args): Promise<DaemonConfig> {
   if (args.config) {
     if (args.drive || args.sink) throw new UsageError('use either --config or --drive/--sink, not both');
+    for (const [flag, key] of Object.entries(SECURITY_FLAGS)) {
+      if (args[flag as keyof typeof SECURITY_FLAGS] !== undefined) throw new UsageError(`with --config, give ${key} in the config file, not --${flag}`);
+    }
     const config = await loadCheckedConfig(args.config);
     if (args.listen) config.listen = args.listen;
     try {
@@ -92,10 +120,15 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
   }
   if (!args.drive) throw new UsageError('give --config FILE, or --drive NAME with one or more --sink URI');
   if (!args.sink?.length) throw new UsageError(`drive ${args.drive} needs at least one --sink URI`);
+  if (!args['tls-cert'] !== !args['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
+  if (args['tls-client-ca'] && !args['tls-cert']) throw new UsageError('--tls-client-ca needs --tls-cert and --tls-key');
   try {
     const config = validateConfig({
       listen: args.listen,
       metrics: args.metrics,
+      tls: args['tls-cert'] && { cert: args['tls-cert'], key: args['tls-key'], 'client-ca': args['tls-client-ca'] },
+      'token-file': args['token-file'],
+      'allow-plaintext': args['allow-plaintext'],
       'runtime-dir': args['runtime-dir'],
       drives: [
         {

@@ -65,9 +65,14 @@ const DriveSchema = z
   .strict()
   .refine((d) => !(d.fuse && d.cuse), { message: 'a drive has either a fuse file or a cuse device, not both', path: ['cuse'] });
 
+const TlsSchema = z.object({ cert: z.string().min(1), key: z.string().min(1), 'client-ca': z.string().min(1).optional() }).strict();
+
 const ConfigSchema = z
   .object({
     listen: z.string().default(DEFAULTS.listen),
+    tls: TlsSchema.optional(),
+    'token-file': z.string().min(1).optional(),
+    'allow-plaintext': z.boolean().optional(),
     'runtime-dir': z.string().min(1).default(DEFAULTS.runtimeDir),
     drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
     metrics: metricsAddress.optional(),
@@ -92,6 +97,12 @@ export interface DriveConfig {
 
 export interface DaemonConfig {
   listen: string;
+  /** The gRPC port's TLS: server certificate and key, and the CA client certificates must come from. */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** A file holding the bearer token every gRPC call must carry. */
+  tokenFile?: string;
+  /** Plaintext gRPC on an address other than loopback (a network the user trusts). */
+  allowPlaintext?: boolean;
   /** Where the shims' sockets live. */
   runtimeDir: string;
   drives: DriveConfig[];
@@ -111,8 +122,12 @@ export function validateConfig(raw: unknown): DaemonConfig {
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${keyPath(i.path)}: ${issueMessage(i)}`).join('\n'));
   }
+  const { tls, 'token-file': tokenFile, 'allow-plaintext': allowPlaintext } = parsed.data;
   const config: DaemonConfig = {
     listen: parsed.data.listen,
+    ...(tls && { tls: { cert: tls.cert, key: tls.key, ...(tls['client-ca'] && { clientCa: tls['client-ca'] }) } }),
+    ...(tokenFile && { tokenFile }),
+    ...(allowPlaintext && { allowPlaintext }),
     runtimeDir: parsed.data['runtime-dir'],
     drives: parsed.data.drives.map((d) => ({
       name: d.name,
@@ -186,7 +201,7 @@ export async function loadConfigFile(path: string): Promise<DaemonConfig> {
 /** An unknown key (a typo, most often) is answered with the keys that are known there. */
 function issueMessage(issue: z.core.$ZodIssue): string {
   if (issue.code !== 'unrecognized_keys') return issue.message;
-  const known = Object.keys(issue.path.length === 0 ? ConfigSchema.shape : DriveSchema.shape);
+  const known = Object.keys(issue.path[0] === 'drives' ? DriveSchema.shape : issue.path[0] === 'tls' ? TlsSchema.shape : ConfigSchema.shape);
   const keys = issue.keys.map((k) => `'${k}'`).join(', ');
   return `unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}; known keys here: ${known.join(', ')}`;
 }

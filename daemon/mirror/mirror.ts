@@ -234,9 +234,10 @@ export class Mirror implements Medium {
     if (failure) throw asEio((failure as PromiseRejectedResult).reason as Error);
   }
 
-  /** Reads and spacing use the first healthy copy. */
+  /** Reads and spacing use the first healthy copy that can be read back. */
   private get reader(): Sink {
-    return this.active[0]!;
+    const active = this.active;
+    return active.find((s) => s.readable !== false) ?? active[0]!;
   }
 
   /** Crosses `count` objects of `kind` forward; a filemark stops a record space after it. */

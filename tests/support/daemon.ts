@@ -25,10 +25,14 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-/** Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line. */
-export async function startDaemon(args: string[]): Promise<RunningDaemon> {
+/**
+ * Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line; `listen`
+ * another address, `prefix` a command it runs under (`ip netns exec NS`).
+ */
+export async function startDaemon(args: string[], { listen = '127.0.0.1:0', prefix = [] as string[] } = {}): Promise<RunningDaemon> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
-  const proc = execa('node', [CLI, 'daemon', ...args, '--listen', '127.0.0.1:0'], { reject: false, stderr: 'inherit' });
+  const argv = [...prefix, 'node', CLI, 'daemon', ...args, '--listen', listen];
+  const proc = execa(argv[0]!, argv.slice(1), { reject: false, stderr: 'inherit' });
   const logged: string[] = [];
   const address = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });

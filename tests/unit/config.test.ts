@@ -85,8 +85,8 @@ describe('sinkFromUri', () => {
   });
 
   it('names the known types for an unknown type', () => {
-    expectUriError('tape:/dev/nst0', "sink 'tape:/dev/nst0': unknown sink type 'tape'; known types: file, nst, mem");
-    expectUriError('/srv/a.tap', "sink '/srv/a.tap': unknown sink type ''; known types: file, nst, mem");
+    expectUriError('tape:/dev/nst0', "sink 'tape:/dev/nst0': unknown sink type 'tape'; known types: file, nst, mem, rmt, grpc");
+    expectUriError('/srv/a.tap', "sink '/srv/a.tap': unknown sink type ''; known types: file, nst, mem, rmt, grpc");
   });
 
   it('names the known parameters for an unknown parameter', () => {
@@ -194,7 +194,7 @@ describe('validateConfig', () => {
     expectConfigError(null, '(top level): Invalid input: expected object, received null');
     expectConfigError(
       { drives: [{ name: 'a', sinks: ['mem:'] }], drive: [] },
-      "(top level): unknown key 'drive'; known keys here: listen, runtime-dir, drives, metrics",
+      "(top level): unknown key 'drive'; known keys here: listen, tls, token-file, allow-plaintext, runtime-dir, drives, metrics",
     );
     expectConfigError(
       { drives: [{ name: 'a b', sinks: ['mem:'], window: '12Q', autoload: 'yes', extra: 1 }] },
@@ -257,7 +257,7 @@ describe('validateConfig', () => {
       { drives: [{ name: 'a', sinks: ['mem:'] }, { name: 'b', sinks: ['mem:', 'file:/a.tap?capacity=1G&early-warning=1G'] }] },
       "drives[1].sinks[1]: sink 'file:/a.tap?capacity=1G&early-warning=1G': early-warning must be smaller than capacity",
     );
-    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:', 'nfs:/x'] }] }, "drives[0].sinks[1]: sink 'nfs:/x': unknown sink type 'nfs'; known types: file, nst, mem");
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:', 'nfs:/x'] }] }, "drives[0].sinks[1]: sink 'nfs:/x': unknown sink type 'nfs'; known types: file, nst, mem, rmt, grpc");
   });
 });
 

@@ -37,7 +37,7 @@ export function serveSession(
       return { done: {} };
     }
     if (!handle || !drive) throw tapeError('EBADF', 'open a drive first');
-    if (req.write) return { written: await handle.write(req.write.data) };
+    if (req.write) return { written: await handle.write(req.write.data, { behind: req.write.behind }) };
     if (req.read) return { data: await handle.read(req.read.maxBytes) };
     if (req.mt) {
       await handle.ioctl(req.mt.op, req.mt.count);

@@ -33,9 +33,6 @@ const root = packageRoot();
 const CLI = join(root, 'dist', 'client', 'tapeproxy.js');
 
 type Contender = 'A' | 'Bfile' | 'Btar' | 'Cdd' | 'Ctar' | 'Tee' | 'D' | 'E' | 'F';
-const NOT_BUILT: Partial<Record<Contender, string>> = {
-  E: 'grpc sink not built yet (remote issue)',
-};
 
 interface Daemon {
   device: string;
@@ -53,7 +50,8 @@ async function main(): Promise<void> {
     await makeTree(tree, BYTES);
     const out = (n: number) => join(shm, `out${n}`);
     const daemon = await startDaemon(shm);
-    process.env.TAPEPROXY_SERVER = daemon.address; // for D (tapeproxy-rsh)
+    process.env.TAPEPROXY_SERVER = daemon.address; // for D's rmt
+    const grpcPair = ONLY.length === 0 || ONLY.includes('E') ? await startGrpcPair(shm) : undefined;
     // F: the same drive with its second copy encrypted (its own daemon, started when asked for).
     let encrypting: Daemon | undefined;
     const encryptingDrive = async () => (encrypting ??= await startEncryptingDaemon(join(shm, 'f')));
@@ -79,6 +77,12 @@ async function main(): Promise<void> {
             await mtRewind(daemon.device);
             return sh(`tar -b ${N} -cf localhost:/dev/bench0 --rsh-command=${join(root, 'client', 'tapeproxy-rsh')} -C ${shm} tree`);
           },
+          ...(grpcPair && {
+            E: async () => {
+              await mtRewind(grpcPair.local.device);
+              return sh(`dd if=${input} of=${grpcPair.local.device} bs=${R} conv=notrunc status=none`);
+            },
+          }),
           F: async () => {
             const { device } = await encryptingDrive();
             await mtRewind(device);
@@ -102,6 +106,7 @@ async function main(): Promise<void> {
       rss = { daemon: await peakRssMiB(daemon.pid), shim: await peakRssMiB(await shimPid(daemon.device)) };
       if (encrypting) rss.encryptingDaemon = await peakRssMiB(encrypting.pid);
       await daemon.stop();
+      await grpcPair?.stop();
       await encrypting?.stop();
     }
     let longRun: { gib: number; peakRssMiB: number; seconds: number } | undefined;
@@ -115,10 +120,9 @@ async function main(): Promise<void> {
 async function report(seconds: Record<string, number>, peakRssMiB: Record<string, number>, longRun?: object) {
   const gibps = (key: string) => (seconds[key] ? BYTES / 2 ** 30 / seconds[key] : undefined);
   const names: Contender[] = ['A', 'Bfile', 'Btar', 'Tee', 'Cdd', 'Ctar', 'D', 'E', 'F'];
-  const rows = names.map((n) => [n, ...SIZES.map((R) => (NOT_BUILT[n] ? 'n/a' : (gibps(`${n}@${R}`)?.toFixed(2) ?? '-')))]);
+  const rows = names.map((n) => [n, ...SIZES.map((R) => gibps(`${n}@${R}`)?.toFixed(2) ?? '-')]);
   console.log(`\nGiB/s, median of ${RUNS} runs of ${BYTES / 2 ** 20} MiB, sinks on tmpfs`);
   console.log(table([['', ...SIZES.map(sizeLabel)], ...rows]));
-  for (const [n, why] of Object.entries(NOT_BUILT)) console.log(`${n}: ${why}`);
 
   const ratios: Record<string, number> = {};
   const ratio = (a: string, b: string, R: number) => {
@@ -132,6 +136,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     ratio('Cdd', 'A', R);
     ratio('Ctar', 'Btar', R);
     ratio('D', 'Cdd', R);
+    ratio('E', 'Cdd', R);
     ratio('F', 'Cdd', R);
   }
   const recordsPerSecond: Record<string, number> = {};
@@ -144,6 +149,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     ['Ctar/Btar@262144', 0.8],
     ['Ctar/Btar@1048576', 0.8],
     ['Cdd/A@262144', 0.25],
+    ['E/Cdd@262144', 0.5],
     ['F/Cdd@262144', 0.7],
   ];
   console.log('\nratio                      value   target');
@@ -166,13 +172,29 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(`\nwritten: ${join(results, 'latest.json')}`);
 }
 
+/**
+ * E: a drive (FUSE device) with an image copy and a grpc sink to a second daemon on loopback, whose
+ * drive writes an image: Cdd with one of its two copies behind gRPC.
+ */
+async function startGrpcPair(shm: string) {
+  await mkdir(join(shm, 'e'));
+  const remote = await startDaemon(join(shm, 'remote'), [`file:${shm}/r.tap?fsync=false`], { fuse: false });
+  const local = await startDaemon(join(shm, 'e'), [`file:${shm}/e.tap?fsync=false`, `grpc://${remote.address}/bench0?plaintext`]);
+  return {
+    local,
+    async stop() {
+      await local.stop();
+      await remote.stop();
+    },
+  };
+}
+
 /** A drive with a FUSE device and two image copies on tmpfs; also reachable by rmt as /dev/bench0. */
-async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`, `file:${dir}/b.tap?fsync=false`]): Promise<Daemon> {
+async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`, `file:${dir}/b.tap?fsync=false`], { fuse = true } = {}): Promise<Daemon> {
   const device = join(dir, 'bench0');
+  const front = fuse ? ['--fuse', device, '--runtime-dir', join(dir, 'run')] : [];
   const manifests = opts['no-manifests'] ? ['--no-manifests'] : ['--catalog-dir', join(dir, 'catalog')];
-  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', '--fuse', device, '--runtime-dir', join(dir, 'run'), '--listen', '127.0.0.1:0', ...manifests, ...sinks.flatMap((s) => ['--sink', s])], {
-    reject: false,
-  });
+  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', ...front, '--listen', '127.0.0.1:0', ...manifests, ...sinks.flatMap((s) => ['--sink', s])], { reject: false });
   const address = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       const m = /"address":"([^"]+)","msg":"listening"/.exec(line);

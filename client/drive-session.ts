@@ -21,6 +21,13 @@ export interface OpenOptions {
 
 const ACCESS = { read: Access.ACCESS_READ, write: Access.ACCESS_WRITE, 'read-write': Access.ACCESS_READ_WRITE };
 
+/** The session's stream ended or broke (the daemon went away, the link dropped): not a drive error. */
+export class SessionLost extends TapeError {
+  constructor(message: string) {
+    super(Errno.EIO, message);
+  }
+}
+
 /**
  * An open drive over a gRPC Session stream. Calls may overlap: requests go out at once and replies
  * come back in order. Failures arrive as TapeError with the drive's errno.
@@ -33,18 +40,19 @@ export class DriveSession {
   /** Flags of the latest reply: early warning, end of data, filemark, volume, fileno, blkno. */
   lastFlags: DriveReply['flags'];
 
-  private constructor(client: TapeProxyClient) {
-    this.call = client.session();
+  private constructor(client: TapeProxyClient, metadata = new grpc.Metadata()) {
+    this.call = client.session(metadata);
     this.call.on('data', (reply: DriveReply) => {
       this.lastFlags = reply.flags;
       this.waiting.shift()?.resolve(reply);
     });
     this.call.on('error', (err: Error) => this.fail(err));
-    this.call.on('end', () => this.fail(new TapeError(Errno.EIO, 'the daemon ended the session')));
+    this.call.on('end', () => this.fail(new SessionLost('the daemon ended the session')));
   }
 
-  static async open(client: TapeProxyClient, drive: string, options: OpenOptions): Promise<DriveSession> {
-    const session = new DriveSession(client);
+  /** `metadata`: sent with the call (a token, see daemon/frontends/grpc/auth.ts). */
+  static async open(client: TapeProxyClient, drive: string, options: OpenOptions, metadata?: grpc.Metadata): Promise<DriveSession> {
+    const session = new DriveSession(client, metadata);
     try {
       await session.request({
         open: { drive, access: ACCESS[options.access], nonBlocking: !!options.nonBlocking, rewindOnClose: !!options.rewindOnClose },
@@ -56,8 +64,9 @@ export class DriveSession {
     return session;
   }
 
-  write(data: Buffer, pipelined = false): Promise<number> {
-    return this.request({ write: { data } }, pipelined, (r) => r.written ?? 0);
+  /** `behind`: the record was acknowledged to a writer already, see `Write.behind` in the proto. */
+  write(data: Buffer, pipelined = false, behind = false): Promise<number> {
+    return this.request({ write: { data, behind } }, pipelined, (r) => r.written ?? 0);
   }
   read(maxBytes: number, pipelined = false): Promise<Buffer> {
     return this.request({ read: { maxBytes } }, pipelined, (r) => r.data ?? Buffer.alloc(0));
@@ -77,6 +86,11 @@ export class DriveSession {
     } finally {
       this.call.end();
     }
+  }
+
+  /** Abandons the session at once (a dead link): waiting requests fail with CANCELLED. */
+  cancel(): void {
+    this.call.cancel();
   }
 
   /** Sends one request; resolves with (part of) its reply, or rejects with the drive's error. */

@@ -6,14 +6,17 @@ import { TapeError } from '../daemon/drive/tape-error.js';
 import { SinkUriError } from '../daemon/sinks/sink-uri.js';
 import { UsageError } from './cli-error.js';
 import { catalogCommand } from './commands/catalog.js';
+import { configCommand } from './commands/config.js';
 import { daemonCommand } from './commands/daemon.js';
 import { devicesCommand } from './commands/devices.js';
+import { healthCommand } from './commands/health.js';
 import { imageCommand } from './commands/image.js';
 import { mtCommand, serverOption } from './commands/mt.js';
 import { readCommand } from './commands/read.js';
 import { rmtCommand } from './commands/rmt.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
+import { watchCommand } from './commands/watch.js';
 import { writeCommand } from './commands/write.js';
 
 /** Exit codes: 1 the operation failed, 2 the command line or configuration is wrong. */
@@ -28,12 +31,15 @@ try {
     .option('server', serverOption)
     .command(daemonCommand)
     .command(statusCommand)
+    .command(watchCommand)
+    .command(healthCommand)
     .command(mtCommand)
     .command(writeCommand)
     .command(readCommand)
     .command(imageCommand)
     .command(verifyCommand)
     .command(catalogCommand)
+    .command(configCommand)
     .command(devicesCommand)
     .command(rmtCommand)
     .demandCommand(1, 'name a command (see --help)')

@@ -147,19 +147,43 @@ static int send_frame(struct daemon_link *l, const struct frame_header *h, const
 	return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len)
+/*
+ * Replies come in batches (the daemon writes a turn's replies at once): read them in large pieces,
+ * not one read(2) per 16-byte header.
+ */
+struct reply_reader {
+	int fd;
+	size_t start, end;
+	uint8_t buf[64 * 1024];
+};
+
+/* 1 with len bytes in dst, 0 at a clean end of stream, -EPROTO cut mid-way, -errno. */
+static int read_exact(struct reply_reader *rr, void *dst, size_t len)
 {
 	size_t got = 0;
 	while (got < len) {
-		ssize_t n = read(fd, (uint8_t *)buf + got, len - got);
-		if (n == 0)
-			return got == 0 ? 0 : -EPROTO;
-		if (n < 0) {
-			if (errno == EINTR)
+		if (rr->start == rr->end) {
+			/* A large payload goes straight to its destination. */
+			int direct = len - got >= sizeof(rr->buf);
+			ssize_t n = read(rr->fd, direct ? (uint8_t *)dst + got : rr->buf, direct ? len - got : sizeof(rr->buf));
+			if (n == 0)
+				return got == 0 ? 0 : -EPROTO;
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			if (direct) {
+				got += (size_t)n;
 				continue;
-			return -errno;
+			}
+			rr->start = 0;
+			rr->end = (size_t)n;
 		}
-		got += (size_t)n;
+		size_t take = rr->end - rr->start < len - got ? rr->end - rr->start : len - got;
+		memcpy((uint8_t *)dst + got, rr->buf + rr->start, take);
+		rr->start += take;
+		got += take;
 	}
 	return 1;
 }
@@ -206,11 +230,16 @@ static void *reader_main(void *arg)
 	struct daemon_link *l = arg;
 	const char *why = "the daemon closed the connection";
 	int err = 0;
+	struct reply_reader *rr = malloc(sizeof(*rr));
+	if (!rr)
+		err = -ENOMEM;
+	else
+		*rr = (struct reply_reader){.fd = l->fd};
 
-	for (;;) {
+	while (rr) {
 		uint8_t head[FRAME_HEADER_BYTES];
 		struct frame_header h;
-		int r = read_full(l->fd, head, sizeof(head));
+		int r = read_exact(rr, head, sizeof(head));
 		if (r <= 0) {
 			err = r;
 			break;
@@ -227,7 +256,7 @@ static void *reader_main(void *arg)
 				err = -ENOMEM;
 				break;
 			}
-			r = read_full(l->fd, payload, h.length);
+			r = read_exact(rr, payload, h.length);
 			if (r <= 0) {
 				free(payload);
 				err = r ? r : -EPROTO;
@@ -245,6 +274,7 @@ static void *reader_main(void *arg)
 		}
 	}
 
+	free(rr);
 	pthread_mutex_lock(&l->lock);
 	int closing = l->closing;
 	set_lost(l);
@@ -432,18 +462,61 @@ void link_set_window_bytes(struct daemon_link *l, size_t bytes)
 	pthread_mutex_unlock(&l->lock);
 }
 
-static int behind_fits(struct daemon_link *l, size_t length)
+/* The spec's conditions for write-behind, but for room in the window. */
+static int behind_allowed(struct daemon_link *l, size_t length)
 {
-	pthread_mutex_lock(&l->lock);
-	int ok = !l->lost && !l->behind_failed && !l->early_warning && l->behind < l->window &&
-		 l->behind_bytes + length <= l->window_bytes;
-	pthread_mutex_unlock(&l->lock);
-	return ok;
+	return !l->lost && !l->behind_failed && !l->early_warning && l->window > 0 && length <= l->window_bytes;
+}
+
+static int behind_room(struct daemon_link *l, size_t length)
+{
+	return l->behind < l->window && l->behind_bytes + length <= l->window_bytes;
 }
 
 int link_behind_ok(struct daemon_link *l)
 {
-	return behind_fits(l, 0);
+	pthread_mutex_lock(&l->lock);
+	int ok = behind_allowed(l, 0) && behind_room(l, 0);
+	pthread_mutex_unlock(&l->lock);
+	return ok;
+}
+
+int link_reserve_behind(struct daemon_link *l, size_t length, uint32_t *id)
+{
+	if (length > FRAME_MAX_PAYLOAD)
+		return -EINVAL;
+	pthread_mutex_lock(&l->lock);
+	int r;
+	for (;;) {
+		if (l->lost) {
+			r = -EIO;
+			break;
+		}
+		if (!behind_allowed(l, length)) {
+			r = 0;
+			break;
+		}
+		if (behind_room(l, length)) {
+			r = enqueue(l, FRAME_WRITE, 1, (uint32_t)length, id);
+			if (!r)
+				r = 1;
+			break;
+		}
+		/* A reply makes room, or says early warning, or the link goes. */
+		if (wait_tick(l)) {
+			r = -EIO;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	return r;
+}
+
+int link_send_reserved(struct daemon_link *l, uint32_t id, uint16_t flags, const void *record, size_t length)
+{
+	struct frame_header h = {
+		.length = (uint32_t)length, .type = FRAME_WRITE, .flags = (uint16_t)(flags | FRAME_WRITE_BEHIND), .id = id};
+	return send_frame(l, &h, record);
 }
 
 int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, size_t length)
@@ -454,11 +527,7 @@ int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, 
 	pthread_mutex_lock(&l->lock);
 	int r = l->lost ? -EIO : enqueue(l, FRAME_WRITE, 1, (uint32_t)length, &id);
 	pthread_mutex_unlock(&l->lock);
-	if (r)
-		return r;
-	struct frame_header h = {
-		.length = (uint32_t)length, .type = FRAME_WRITE, .flags = (uint16_t)(flags | FRAME_WRITE_BEHIND), .id = id};
-	return send_frame(l, &h, record);
+	return r ? r : link_send_reserved(l, id, flags, record, length);
 }
 
 ssize_t link_write(struct daemon_link *l, uint16_t flags, const void *record, size_t length, int may_behind)
@@ -466,9 +535,15 @@ ssize_t link_write(struct daemon_link *l, uint16_t flags, const void *record, si
 	int r = link_take_failure(l);
 	if (r)
 		return r;
-	if (may_behind && behind_fits(l, length)) {
-		r = link_send_behind(l, flags, record, length);
-		return r ? r : (ssize_t)length;
+	if (may_behind) {
+		uint32_t id;
+		r = link_reserve_behind(l, length, &id);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			r = link_send_reserved(l, id, flags, record, length);
+			return r ? r : (ssize_t)length;
+		}
 	}
 	/* No drain: the reply comes after every earlier one anyway, and the daemon answers a write
 	 * after a failed write-behind with an error itself. */

@@ -58,13 +58,25 @@ int link_behind_ok(struct daemon_link *l);
  */
 void link_set_window_bytes(struct daemon_link *l, size_t bytes);
 
-/* Sends a WRITE flagged WRITE_BEHIND (plus flags) without waiting. 0 or -EIO. */
+/* Sends a WRITE flagged WRITE_BEHIND (plus flags) without waiting, whatever the window. 0 or -EIO. */
 int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, size_t length);
 
 /*
+ * Takes a place in the write-behind window for a record of length bytes, waiting while the window
+ * is full. 1: reserved, *id is the frame's id, and the record must then go with link_send_reserved
+ * (the writer may be answered first); 0: this record may not go write-behind (early warning seen,
+ * a write-behind failure to report, write-behind off, or longer than the byte window); -EIO: the
+ * connection is lost.
+ */
+int link_reserve_behind(struct daemon_link *l, size_t length, uint32_t *id);
+/* Sends a reserved WRITE flagged WRITE_BEHIND (plus flags). 0 or -EIO (the connection is then lost). */
+int link_send_reserved(struct daemon_link *l, uint32_t id, uint16_t flags, const void *record, size_t length);
+
+/*
  * One record, as write(2) sees it: -EIO if a write-behind failed (once); write-behind when
- * may_behind and link_behind_ok (returns length at once); else a WRITE with flags, sent at once,
- * that waits for its reply. Returns bytes written or -errno.
+ * may_behind and link_reserve_behind allows it (waiting for room in the window; returns length once
+ * sent); else a WRITE with flags, sent at once, that waits for its reply. Returns bytes written or
+ * -errno.
  */
 ssize_t link_write(struct daemon_link *l, uint16_t flags, const void *record, size_t length, int may_behind);
 

@@ -236,6 +236,30 @@ static void op_release(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * A write request that holds a whole record. Write-behind when allowed: the writer is answered
+ * before the record crosses the socket, so it prepares its next record meanwhile (a failed send
+ * loses the link, and the next operation gets EIO). Else the record is sent and its reply is the
+ * writer's result.
+ */
+static void write_whole_record(fuse_req_t req, const char *buf, size_t size)
+{
+	uint32_t id;
+	int r = g.proven ? link_reserve_behind(g.link, size, &id) : 0;
+	if (r == 1) {
+		fuse_reply_write(req, size);
+		(void)link_send_reserved(g.link, id, 0, buf, size);
+		return;
+	}
+	ssize_t n = r < 0 ? r : link_write(g.link, 0, buf, size, 0);
+	if (n < 0) {
+		reply_result(req, (int)n);
+		return;
+	}
+	g.proven = 1;
+	fuse_reply_write(req, (size_t)n);
+}
+
 /* A READ of ask bytes; 0 with *r filled, or -errno. */
 static int read_record(int32_t ask, struct link_reply *r)
 {
@@ -391,13 +415,7 @@ static void fuse_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t s
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ssize_t n = link_write(g.link, 0, buf, size, g.proven);
-	if (n < 0) {
-		reply_result(req, (int)n);
-		return;
-	}
-	g.proven = 1;
-	fuse_reply_write(req, (size_t)n);
+	write_whole_record(req, buf, size);
 }
 
 static void fuse_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -500,13 +518,7 @@ static void cuse_write(fuse_req_t req, const char *buf, size_t size, off_t off, 
 		}
 		if (!cuse_chunk_may_continue(0, size)) {
 			/* The whole record in one chunk: its result reaches the writer as it is. */
-			ssize_t n = link_write(g.link, 0, buf, size, g.proven);
-			if (n < 0) {
-				reply_result(req, (int)n);
-				return;
-			}
-			g.proven = 1;
-			fuse_reply_write(req, (size_t)n);
+			write_whole_record(req, buf, size);
 			return;
 		}
 		/* Only this chunk can fail with an errno: check the record before accepting it. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static atomic_int lost_calls;
@@ -79,16 +80,26 @@ static void test_window(void)
 	for (int i = 0; i < 4; i++)
 		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND);
 	CHECK(!link_behind_ok(l));
-	/* The fifth is sent without the flag and waits for its reply. */
+	/* The fifth waits for room: nothing is sent until a reply comes, then it goes write-behind. */
 	struct write_job job = {.l = l, .length = 100};
 	pthread_t t;
 	pthread_create(&t, NULL, write_in_thread, &job);
-	fake_wait_seen(&f, 5);
-	CHECK(f.req[4].type == FRAME_WRITE && f.req[4].flags == 0 && f.req[4].length == 100);
-	fake_allow(&f, 5);
+	struct timespec pause = {.tv_nsec = 100 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+	CHECK(fake_seen(&f) == 4);
+	fake_allow(&f, 1);
 	pthread_join(t, NULL);
 	CHECK(job.result == 100);
+	fake_wait_seen(&f, 5);
+	CHECK(f.req[4].type == FRAME_WRITE && f.req[4].flags == FRAME_WRITE_BEHIND && f.req[4].length == 100);
+	fake_allow(&f, 1 << 30);
+	CHECK(link_drain(l) == 0);
 	CHECK(link_behind_ok(l));
+	/* A record longer than the byte window never goes write-behind: sent and waited for. */
+	link_set_window_bytes(l, 50);
+	CHECK(link_write(l, 0, record, 100, 1) == 100);
+	fake_wait_seen(&f, 6);
+	CHECK(f.req[5].flags == 0 && f.req[5].length == 100);
 	link_close(l);
 	fake_stop(&f);
 }

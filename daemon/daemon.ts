@@ -3,15 +3,23 @@ import type { Logger } from 'pino';
 import { join } from 'node:path';
 import type { DaemonConfig, DriveConfig } from './config/config.js';
 import { PseudoDrive } from './drive/pseudo-drive.js';
-import { startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
+import { logEvents } from './events/event-log.js';
+import { EventBus } from './events/events.js';
+import { RateMeter, SAMPLE_INTERVAL_MS } from './events/rates.js';
+import { serverSecurity } from './frontends/grpc/auth.js';
+import { driveInfo, startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
+import { startMetricsServer } from './metrics/metrics-server.js';
+import { Metrics } from './metrics/prometheus.js';
 import { Mirror } from './mirror/mirror.js';
+import { isLoopback } from './loopback.js';
 import { type SinkLog, sinkFromUri } from './sinks/sink-uri.js';
 import type { Sink } from './sinks/sink.js';
 import { defaultCatalogDir, journalPath } from './catalog/catalog.js';
 import { Journal } from './catalog/journal.js';
 import { imageTemplate } from './manifest/image-paths.js';
+import { stageNames } from './stages/stage-uri.js';
 import { ManifestRecorder } from './manifest/recorder.js';
 
 /** Write-behind records a shim may have in flight (proto/shim-frames.md). */
@@ -39,48 +47,62 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Plaintext gRPC is only for this machine: remote peers need TLS, which is not built yet. */
-export function isLoopback(address: string): boolean {
-  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
-  if (!isLoopback(config.listen)) {
+  if (!isLoopback(config.listen) && !config.tls && !config.allowPlaintext) {
     throw new Error(
-      `refusing to serve plaintext gRPC on ${config.listen}: use a loopback address (127.0.0.1:PORT); TLS for remote peers is not implemented yet`,
+      `refusing to serve plaintext gRPC on ${config.listen}: remote peers need TLS (tls.cert and tls.key, or --tls-cert and --tls-key), ` +
+        'or use a loopback address (127.0.0.1:PORT); allow-plaintext serves a network you trust without it',
     );
   }
+  const security = await serverSecurity(config);
   const drives = new Map<string, ServedDrive>();
   const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
+  const bus = new EventBus();
+  logEvents(bus, log);
+  // Counting events from the first one (volume 1's load at start).
+  const metrics = config.metrics ? new Metrics(bus, () => [...drives.values()].map(driveInfo)) : undefined;
   for (const d of config.drives) {
     const sinkLog: SinkLog = (message, fields, level = 'info') => log[level]({ drive: d.name, ...fields }, message);
+    const events = bus.forDrive(d.name);
     const sinks = d.sinks.map((uri) => sinkFromUri(uri, sinkLog));
-    const recorder = d.manifests === false ? undefined : manifestRecorder(d, sinks, config.catalogDir ?? defaultCatalogDir(), sinkLog);
-    const mirror = new Mirror(sinks, {
+    const setAside = (sink: Sink) => mirror.isDropped(sink);
+    const recorder = d.manifests === false ? undefined : manifestRecorder(d, sinks, setAside, config.catalogDir ?? defaultCatalogDir(), sinkLog);
+    const mirror: Mirror = new Mirror(sinks, {
       recorder,
       window: d.window,
       minCopies: d.minCopies,
-      onCopyFailed: (sink, error, dropped) =>
-        dropped
-          ? log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: set aside, the backup goes on with the other copies')
-          : log.error({ drive: d.name, sink: sink.name, err: error.message }, 'copy failed: the writer gets the error'),
+      stallTimeoutMs: d.stallTimeoutMs,
+      onCopyFailed: (sink, error, setAside) => events({ type: 'copy-failed', sink: sink.name, volume: mirror.volume, error: error.message, setAside }),
+      events,
     });
-    const onClose = recorder && (() => recorder.writerClosed(mirror.pastEarlyWarning));
-    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload, onClose });
+    const rates = new RateMeter(mirror.sinks);
+    bus.subscribe((e) => e.drive === d.name && rates.onEvent(e));
+    if (recorder) {
+      // A writer's close short of early warning ends the catalog's session.
+      bus.subscribe((e) => {
+        if (e.drive === d.name && e.type === 'closed') void recorder.writerClosed(mirror.pastEarlyWarning);
+      });
+    }
+    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload, events });
     await drive.start();
-    drives.set(d.name, { drive, mirror });
+    drives.set(d.name, { drive, mirror, rates });
     log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
     if (d.device) frontEnds.push(await startShim(d, drive, mirror, config.runtimeDir, log));
   }
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
-  const { server, address } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log);
-  log.info({ address }, 'listening');
+  const sampler = setInterval(() => drives.forEach((d) => d.rates?.sample()), SAMPLE_INTERVAL_MS).unref();
+  const { server, address, watch, health } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus, security);
+  const metricsServer = metrics && config.metrics ? await serveMetrics(config.metrics, metrics, log) : undefined;
+  log.info({ tls: !!config.tls, clientCertificates: !!config.tls?.clientCa, token: !!config.tokenFile, address }, 'listening');
 
   return {
     address,
     drives,
     async stop() {
+      health.stopping();
+      watch.close();
+      clearInterval(sampler);
+      metricsServer?.server.close();
       for (const { endpoint, supervisor } of frontEnds) {
         await supervisor.stop();
         await endpoint.close();
@@ -99,11 +121,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
 }
 
 /** Manifests next to the drive's image copies, and its catalog journal. */
-function manifestRecorder(d: DriveConfig, sinks: Sink[], catalogDir: string, log: SinkLog): ManifestRecorder {
+function manifestRecorder(d: DriveConfig, sinks: Sink[], setAside: (sink: Sink) => boolean, catalogDir: string, log: SinkLog): ManifestRecorder {
   return new ManifestRecorder({
     drive: d.name,
     copies: sinks.map((s) => s.name),
-    images: d.sinks.map(imageTemplate).filter((t): t is string => t !== undefined),
+    images: d.sinks.flatMap((uri, i) => {
+      const template = imageTemplate(uri);
+      return template ? [{ template, sink: sinks[i]!, stages: stageNames(uri) }] : [];
+    }),
+    setAside,
     journal: new Journal(journalPath(catalogDir, d.name)),
     log,
   });
@@ -131,6 +157,13 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
   await supervisor.ready();
   log.info({ drive: d.name, device: supervisor.devicePath }, 'device ready');
   return { endpoint, supervisor };
+}
+
+async function serveMetrics(listen: string, metrics: Metrics, log: Logger) {
+  const colon = listen.lastIndexOf(':');
+  const served = await startMetricsServer(metrics, { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) });
+  log.info({ address: served.address }, 'metrics listening (GET /metrics)');
+  return served;
 }
 
 function shutdown(server: grpc.Server): Promise<void> {

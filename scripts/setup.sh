@@ -10,10 +10,19 @@ cd "$(dirname "$0")/.."
 # valgrind: the shim's C unit tests also run under it
 # tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d), mt-st: the real tools the tests drive;
 # procps (pgrep) for finding the shim; mbuffer: the benchmark's peer
+# bindfs: a FUSE file system the stall test freezes (SIGSTOP) under an image copy
 # qemu-system-x86, debootstrap, busybox-static, kmod: the kernel rig (tests/kernel), a QEMU guest
 # with Debian's kernel for CUSE and real st drives, built once into /var/cache/tapeproxy-kernel-rig
+# tmux: the watch test runs `tapeproxy watch` in a real terminal; systemd (systemd-analyze verify,
+# security) and udev (udevadm test): the deploy test checks deploy/'s unit and udev rule
 PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer
-  qemu-system-x86 debootstrap busybox-static kmod)
+  qemu-system-x86 debootstrap busybox-static kmod tmux systemd udev
+  bindfs)
+# remote sinks (tests/integration/remote-*): docker.io runs a remote tapeproxy in a container (the
+# tests start their own dockerd; its base image comes from debootstrap), openssh-server is the sshd
+# on loopback that GNU rmt (/usr/sbin/rmt-tar, from tar) is reached through; dump's rmt is
+# /usr/sbin/rmt-dump; iproute2 cuts links in network namespaces, openssl makes the test certificates
+PACKAGES+=(docker.io openssh-server iproute2 openssl)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

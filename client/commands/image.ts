@@ -1,8 +1,12 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
-import { SimhReader } from '../../daemon/sinks/simh-reader.js';
 import { type ContentType, detectContent } from '../../daemon/manifest/content-type.js';
+import { catCommand } from '../image/cat.js';
+import { repairCommand } from '../image/repair.js';
+import { verifyCommand } from '../image/verify.js';
+import { walkImage } from '../image/walk.js';
+import { imageWriteCommand } from '../image/write.js';
 
 interface TapeFile {
   records: number;
@@ -15,40 +19,41 @@ interface TapeFile {
   recordList?: number[];
 }
 
+/** Enough of a record to tell its format (detectContent looks at most at its first 1 KiB). */
+const HEAD_BYTES = 4096;
+const HEAD = Buffer.alloc(HEAD_BYTES);
+
 /** Lists the files of a SIMH image: records, sizes and filemarks, up to end of data. */
 export async function listImage(path: string, withRecords = false): Promise<{ files: TapeFile[]; imageBytes: number }> {
-  const fh = await open(path, 'r');
-  try {
-    const size = (await fh.stat()).size;
-    const reader = new SimhReader(fh, path);
-    const files: TapeFile[] = [];
-    const fresh = (): TapeFile => ({ records: 0, bytes: 0, sizes: new Map(), endsWithFilemark: false, content: 'empty', ...(withRecords ? { recordList: [] } : {}) });
-    let file = fresh();
-    let encrypted = false;
-    for (let offset = 0; ; ) {
-      const r = await reader.objectAt(offset, size, file.records === 0);
-      if (r.object.kind === 'blank') break;
-      offset = r.next;
-      if (r.object.kind === 'filemark') {
-        file.endsWithFilemark = true;
-        files.push(file);
-        file = fresh();
-        continue;
-      }
-      if (file.records === 0) {
-        file.content = encrypted ? 'encrypted' : detectContent(r.object.data);
-        encrypted ||= files.length === 0 && file.content === 'encrypted'; // a header: the volume is ciphertext
-      }
-      file.records++;
-      file.bytes += r.length;
-      file.sizes.set(r.length, (file.sizes.get(r.length) ?? 0) + 1);
-      file.recordList?.push(r.length);
+  const files: TapeFile[] = [];
+  const fresh = (): TapeFile => ({ records: 0, bytes: 0, sizes: new Map(), endsWithFilemark: false, content: 'empty', ...(withRecords ? { recordList: [] } : {}) });
+  let file = fresh();
+  let encrypted = false;
+  const heads = await open(path, 'r');
+  const { size } = await walkImage(path, false, async (o) => {
+    if (o.kind === 'filemark') {
+      file.endsWithFilemark = true;
+      files.push(file);
+      file = fresh();
+      return;
     }
-    if (file.records > 0) files.push(file);
-    return { files, imageBytes: size };
-  } finally {
-    await fh.close();
-  }
+    if (file.records === 0) {
+      file.content = encrypted ? 'encrypted' : detectContent(await head(heads, o.offset + 4, o.length));
+      encrypted ||= files.length === 0 && file.content === 'encrypted'; // a header: the volume is ciphertext
+    }
+    file.records++;
+    file.bytes += o.length;
+    file.sizes.set(o.length, (file.sizes.get(o.length) ?? 0) + 1);
+    file.recordList?.push(o.length);
+  }).finally(() => heads.close());
+  if (file.records > 0) files.push(file);
+  return { files, imageBytes: size };
+}
+
+async function head(fh: FileHandle, at: number, length: number): Promise<Buffer> {
+  const n = Math.min(length, HEAD_BYTES);
+  const { bytesRead } = await fh.read(HEAD, 0, n, at);
+  return HEAD.subarray(0, bytesRead);
 }
 
 interface Args {
@@ -65,7 +70,7 @@ const lsCommand = {
       .positional('file', { type: 'string', demandOption: true })
       .option('records', { type: 'boolean', default: false, describe: 'list every record' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
-      .example('$0 image ls /srv/tapes/a-1.tap', 'one line per tape file'),
+      .example('$0 image ls /srv/tapes/a-1.tap', 'one line per tape file, counted from 1 (st counts from 0: file 1 is after mt rewind)'),
   handler: async (args: Args) => {
     const { files, imageBytes } = await listImage(args.file, args.records);
     if (args.json) {
@@ -74,7 +79,7 @@ const lsCommand = {
     }
     files.forEach((f, i) => {
       const sizes = [...f.sizes].map(([size, n]) => `${size} x${n}`).join(', ');
-      console.log(`file ${i}: ${f.content}, ${f.records} records, ${f.bytes} bytes${sizes ? ` (${sizes})` : ''}${f.endsWithFilemark ? '' : ', no filemark'}`);
+      console.log(`file ${i + 1}: ${f.content}, ${f.records} records, ${f.bytes} bytes${sizes ? ` (${sizes})` : ''}${f.endsWithFilemark ? '' : ', no filemark'}`);
       f.recordList?.forEach((len, j) => console.log(`  record ${j}: ${len} bytes`));
     });
     const marks = files.filter((f) => f.endsWithFilemark).length;
@@ -84,7 +89,8 @@ const lsCommand = {
 
 export const imageCommand = {
   command: 'image <command>',
-  describe: 'Inspect SIMH .tap tape images',
-  builder: (y: Argv<GlobalArgs>) => y.command(lsCommand).demandCommand(1),
+  describe: 'Inspect, check, extract, repair and replay SIMH .tap tape images',
+  builder: (y: Argv<GlobalArgs>) =>
+    y.command(lsCommand).command(verifyCommand).command(catCommand).command(repairCommand).command(imageWriteCommand).demandCommand(1),
   handler: () => undefined,
 };

@@ -4,10 +4,10 @@ import type { Argv } from 'yargs';
 import { defaultCatalogDir, journalPath, readSessions } from '../../daemon/catalog/catalog.js';
 import { appendOnce } from '../../daemon/catalog/journal.js';
 import { imageTemplate, manifestPath } from '../../daemon/manifest/image-paths.js';
-import { MANIFEST_FORMAT, type VolumeManifest } from '../../daemon/manifest/manifest.js';
+import { describesCopy, MANIFEST_FORMAT, type VolumeManifest } from '../../daemon/manifest/manifest.js';
 import { verifyVolume, type VerifyCopy, type VolumeVerdict } from '../../daemon/manifest/verifier.js';
 import { sinkFromUri } from '../../daemon/sinks/sink-uri.js';
-import { innermostUri } from '../../daemon/stages/stage-uri.js';
+import { innermostUri, stageNames } from '../../daemon/stages/stage-uri.js';
 import { type GlobalArgs, UsageError } from '../cli-error.js';
 
 interface Args {
@@ -90,10 +90,13 @@ async function readManifest(path: string): Promise<VolumeManifest> {
 async function findManifest(args: Args, copies: VerifyCopy[], volume: number, catalogDir: string) {
   let best: { manifest: VolumeManifest; source: string } | undefined;
   for (const copy of copies) {
-    const template = imageTemplate(copy.label.includes(':') ? copy.label : `file:${copy.label}`);
+    const uri = copy.label.includes(':') ? copy.label : `file:${copy.label}`;
+    const template = imageTemplate(uri);
     const path = template && manifestPath(template, volume);
     if (!path || !existsSync(path)) continue;
     const manifest = await readManifest(path);
+    // A manifest describes what went into the stages above the image (the records as the drive wrote them).
+    if (!describesCopy(manifest, stageNames(uri))) continue;
     if (!best || manifest.updated > best.manifest.updated) best = { manifest, source: path };
   }
   if (best || !args.drive) return best;
@@ -108,6 +111,7 @@ async function findManifest(args: Args, copies: VerifyCopy[], volume: number, ca
 function formatVerdict(v: VolumeVerdict, copies: number, found: { manifest: VolumeManifest; source: string } | undefined): string {
   const against = found ? `the manifest ${found.source} (session ${found.manifest.session})` : 'each other (no manifest found)';
   const what = `${v.files} files, ${v.records} records, ${v.bytes} bytes`;
+  if (v.ok && !found && copies === 1) return `volume ${v.volume}: OK: read back whole (no manifest found to check it against); ${what}`;
   if (v.ok) return `volume ${v.volume}: OK: ${copies} ${copies === 1 ? 'copy matches' : 'copies match'} ${against}; ${what}`;
   return [`volume ${v.volume}: DIFFERENT (checked against ${against})`, ...v.problems.map((p) => `  ${p}`)].join('\n');
 }

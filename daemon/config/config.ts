@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { sinkFromUri } from '../sinks/sink-uri.js';
-import { sinkEntry } from '../stages/stage-config.js';
+import { sinkEntry, stageKeysAt } from '../stages/stage-config.js';
 import { parseSize } from './size.js';
 
 /** A configuration the daemon cannot use; the message names the key and what is expected. */
@@ -23,6 +23,7 @@ export const DEFAULTS = {
   maxRecord: '1M',
   window: '16M',
   autoload: true,
+  stallTimeout: 120,
 } as const;
 
 const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -34,6 +35,20 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   }
 });
 
+/**
+ * `HOST:PORT`, `[IPv6]:PORT` or a bare port (on 127.0.0.1: off the loopback only when asked),
+ * normalized to HOST:PORT.
+ */
+const metricsAddress = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/.exec(String(value).trim());
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected HOST:PORT or PORT, such as 127.0.0.1:9464, not '${value}'` });
+    return z.NEVER;
+  }
+  return `${m[1] ?? '127.0.0.1'}:${port}`;
+});
+
 const DriveSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-" only'),
@@ -41,6 +56,7 @@ const DriveSchema = z
     'max-record': size.default(parseSize(DEFAULTS.maxRecord)),
     window: size.default(parseSize(DEFAULTS.window)),
     'min-copies': z.number().int().min(1).optional(),
+    'stall-timeout': z.number().min(0, 'seconds, 0 or more (0: wait forever)').default(DEFAULTS.stallTimeout),
     autoload: z.boolean().default(DEFAULTS.autoload),
     fuse: z.string().min(1).optional(),
     cuse: z.union([z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a device name such as pnst0'), z.literal(true)]).optional(),
@@ -51,12 +67,18 @@ const DriveSchema = z
   .strict()
   .refine((d) => !(d.fuse && d.cuse), { message: 'a drive has either a fuse file or a cuse device, not both', path: ['cuse'] });
 
+const TlsSchema = z.object({ cert: z.string().min(1), key: z.string().min(1), 'client-ca': z.string().min(1).optional() }).strict();
+
 const ConfigSchema = z
   .object({
     listen: z.string().default(DEFAULTS.listen),
+    tls: TlsSchema.optional(),
+    'token-file': z.string().min(1).optional(),
+    'allow-plaintext': z.boolean().optional(),
     'runtime-dir': z.string().min(1).default(DEFAULTS.runtimeDir),
     'catalog-dir': z.string().min(1).optional(),
     drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
+    metrics: metricsAddress.optional(),
   })
   .strict();
 
@@ -67,6 +89,8 @@ export interface DriveConfig {
   window: number;
   /** Copies that must stay healthy for the writer to go on (default: every sink). */
   minCopies: number;
+  /** Milliseconds a copy may make no progress while the writer waits for it (0: forever). */
+  stallTimeoutMs: number;
   autoload: boolean;
   /** Kernel-facing front end through cuse-shim: a FUSE file, or a CUSE device /dev/NAME. */
   device?: { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
@@ -78,11 +102,19 @@ export interface DriveConfig {
 
 export interface DaemonConfig {
   listen: string;
+  /** The gRPC port's TLS: server certificate and key, and the CA client certificates must come from. */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** A file holding the bearer token every gRPC call must carry. */
+  tokenFile?: string;
+  /** Plaintext gRPC on an address other than loopback (a network the user trusts). */
+  allowPlaintext?: boolean;
   /** Where the shims' sockets live. */
   runtimeDir: string;
   /** Where the catalog journals live (default: defaultCatalogDir()). */
   catalogDir?: string;
   drives: DriveConfig[];
+  /** Where Prometheus metrics are served over HTTP (HOST:PORT); off when absent. */
+  metrics?: string;
 }
 
 /** FUSE's largest write request, so the largest record through a FUSE file. */
@@ -95,10 +127,14 @@ export const MAX_RECORD_LIMIT = 64 * 2 ** 20;
 export function validateConfig(raw: unknown): DaemonConfig {
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${keyPath(i.path)}: ${i.message}`).join('\n'));
+    throw new ConfigError(parsed.error.issues.map((i) => `${keyPath(i.path)}: ${issueMessage(i)}`).join('\n'));
   }
+  const { tls, 'token-file': tokenFile, 'allow-plaintext': allowPlaintext } = parsed.data;
   const config: DaemonConfig = {
     listen: parsed.data.listen,
+    ...(tls && { tls: { cert: tls.cert, key: tls.key, ...(tls['client-ca'] && { clientCa: tls['client-ca'] }) } }),
+    ...(tokenFile && { tokenFile }),
+    ...(allowPlaintext && { allowPlaintext }),
     runtimeDir: parsed.data['runtime-dir'],
     catalogDir: parsed.data['catalog-dir'],
     drives: parsed.data.drives.map((d) => ({
@@ -107,6 +143,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       maxRecord: d['max-record'],
       window: d.window,
       minCopies: d['min-copies'] ?? d.sinks.length,
+      stallTimeoutMs: d['stall-timeout'] * 1000,
       autoload: d.autoload,
       ...(d.fuse && { device: { kind: 'fuse' as const, path: d.fuse } }),
       ...(d.cuse && { device: { kind: 'cuse' as const, name: d.cuse === true ? d.name : d.cuse } }),
@@ -114,6 +151,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       deviceGroup: d['device-group'],
       manifests: d.manifests,
     })),
+    ...(parsed.data.metrics && { metrics: parsed.data.metrics }),
   };
   const names = new Set<string>();
   config.drives.forEach((drive, i) => {
@@ -142,6 +180,13 @@ export function validateConfig(raw: unknown): DaemonConfig {
   return config;
 }
 
+/** A metrics address from a flag: HOST:PORT, or PORT on 127.0.0.1. */
+export function parseMetricsAddress(value: string): string {
+  const parsed = metricsAddress.safeParse(value);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues[0]!.message);
+  return parsed.data;
+}
+
 export async function loadConfigFile(path: string): Promise<DaemonConfig> {
   let text: string;
   try {
@@ -160,6 +205,15 @@ export async function loadConfigFile(path: string): Promise<DaemonConfig> {
   } catch (err) {
     throw new ConfigError(`${path}: ${(err as Error).message}`);
   }
+}
+
+/** An unknown key (a typo, most often) is answered with the keys that are known there. */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code !== 'unrecognized_keys') return issue.message;
+  const known =
+    stageKeysAt(issue.path) ?? Object.keys(issue.path[0] === 'drives' ? DriveSchema.shape : issue.path[0] === 'tls' ? TlsSchema.shape : ConfigSchema.shape);
+  const keys = issue.keys.map((k) => `'${k}'`).join(', ');
+  return `unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}; known keys here: ${known.join(', ')}`;
 }
 
 function keyPath(path: PropertyKey[]): string {

@@ -1,3 +1,4 @@
+import type { PublishEvent } from '../events/events.js';
 import type { Medium, SpaceResult } from './medium.js';
 import { Gstat, MT_ISSCSI2, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, MtOp, mtOpName, type MtGet } from './mtio.js';
 import { Errno, TapeError, tapeError } from './tape-error.js';
@@ -40,8 +41,8 @@ export interface DriveOptions {
    */
   autoload: boolean;
   density?: number;
-  /** Called as a handle closes, after st's close-time work (the catalog ends a session there). */
-  onClose?: () => Promise<void>;
+  /** Where opens, closes, filemarks and the end of tape are told (the daemon's event bus). */
+  events?: PublishEvent;
 }
 
 /** Everything a status view shows about the drive (admin status, `watch`). */
@@ -130,6 +131,8 @@ export class PseudoDrive {
   private readAhead: Buffer | undefined;
   /** Set when the next blocking open must load the next volume (autoload). */
   private changeVolumeOnOpen = false;
+  /** A write met a copy's physical end since the last motion: the volume is full, warned or not. */
+  private metPhysicalEnd = false;
   /** The filemark a flush wrote, and the state before it, while a later write may take it back. */
   private flushFilemark: { position: number; fileno: number; blkno: number; eof: Eof; changeVolumeOnOpen: boolean } | undefined;
   private tail: Promise<unknown> = Promise.resolve();
@@ -177,7 +180,8 @@ export class PseudoDrive {
     return this.serialize(async () => {
       if (this.current) throw tapeError('EBUSY', `drive ${this.name} is already open`);
       const blocking = !options.nonBlocking;
-      if (blocking && this.options.autoload && (this.changeVolumeOnOpen || !this.medium.loaded)) {
+      const autoload = blocking && this.options.autoload && (this.changeVolumeOnOpen || !this.medium.loaded);
+      if (autoload) {
         if (this.medium.loaded) await this.medium.unload();
         await this.loadNextVolume();
       }
@@ -188,6 +192,7 @@ export class PseudoDrive {
       }
       this.rw = 'idle'; // st_open
       this.current = new DriveHandle(this, options.access === 'read', options.rewindOnClose ?? false);
+      this.options.events?.({ type: 'opened', access: options.access, nonBlocking: !blocking, volume: this.medium.volume, autoloaded: autoload });
       return this.current;
     });
   }
@@ -223,11 +228,13 @@ export class PseudoDrive {
         this.blkno = -1;
         throw err;
       }
+      this.metPhysicalEnd = true;
       if (mode.behind) {
         this.eof = Eof.EOM_ERROR; // EOM inside data the writer believes written (st.c L1839-1848)
         throw tapeError('EIO', `physical end of volume ${this.medium.volume} reached by a record already acknowledged`);
       }
       this.eof = Eof.EOM_OK;
+      this.options.events?.({ type: 'logical-eot', volume: this.medium.volume, physical: true });
       if (written === 0) throw err; // variable mode: nothing written, -1 ENOSPC (st.c L1800-1820)
       return written; // fixed mode: short count
     }
@@ -243,6 +250,7 @@ export class PseudoDrive {
     }
     if (this.eof === Eof.EOM_OK && !behind) {
       this.eof = Eof.EOD_1; // the write after EW is refused; the one after that may proceed (st.c L1686-1692)
+      this.options.events?.({ type: 'logical-eot', volume: this.medium.volume, physical: false });
       throw tapeError('ENOSPC', `logical end of tape on drive ${this.name} (volume ${this.medium.volume})`);
     }
     if (this.eof === Eof.EOM_ERROR) throw tapeError('EIO', 'end of medium reached while writing buffered data');
@@ -259,6 +267,8 @@ export class PseudoDrive {
     const longest = Math.max(firstBytes, this.blockSize || this.options.maxRecord);
     if (!(await this.medium.fits(longest))) {
       this.eof = Eof.EOM_OK; // as a write that met the physical end (see write)
+      this.metPhysicalEnd = true;
+      this.options.events?.({ type: 'logical-eot', volume: this.medium.volume, physical: true });
       throw tapeError('ENOSPC', `physical end of volume ${this.medium.volume} on drive ${this.name}: no room for a record of up to ${longest} bytes`);
     }
   }
@@ -365,7 +375,7 @@ export class PseudoDrive {
     if (!this.medium.loaded && !OPS_WITHOUT_MEDIUM.has(op)) {
       throw tapeError('ENOMEDIUM', `no volume in drive ${this.name} for ${mtOpName(op)}`);
     }
-    if (MOTION_OPS.has(op)) this.changeVolumeOnOpen = false;
+    if (MOTION_OPS.has(op)) this.changeVolumeOnOpen = this.metPhysicalEnd = false;
     let n = count;
     if (this.eof === Eof.FM_HIT) n = await this.settleFilemarkHit(op, n);
     this.readAhead = undefined;
@@ -538,7 +548,9 @@ export class PseudoDrive {
   private async closingFilemark(): Promise<void> {
     await this.writeFilemarks(1);
     this.eof = Eof.FM;
-    if (this.medium.pastEarlyWarning) this.changeVolumeOnOpen = true;
+    // A copy whose early-warning zone is smaller than a record reaches its end without warning.
+    if (this.medium.pastEarlyWarning || this.metPhysicalEnd) this.changeVolumeOnOpen = true;
+    this.metPhysicalEnd = false;
   }
 
   async close(handle: DriveHandle): Promise<void> {
@@ -562,12 +574,18 @@ export class PseudoDrive {
         await this.medium.rewind();
         this.atBot();
       }
-      await this.options.onClose?.();
     } catch (err) {
       failure = err;
     }
     this.rw = 'idle';
     this.current = undefined;
+    this.options.events?.({
+      type: 'closed',
+      volume: this.medium.volume,
+      fileno: this.fileno,
+      blkno: this.blkno,
+      ...(failure !== undefined && { error: (failure as Error).message }),
+    });
     if (failure) throw failure;
   }
 
@@ -575,6 +593,7 @@ export class PseudoDrive {
     await this.medium.writeFilemarks(count);
     if (this.fileno >= 0) this.fileno += count;
     this.blkno = 0;
+    if (count > 0) this.options.events?.({ type: 'filemark', count, volume: this.medium.volume, fileno: this.fileno });
   }
 
   /** st_ioctl's handling of a filemark a fixed-block read met but did not report yet. */
@@ -670,6 +689,7 @@ export class PseudoDrive {
   }
 
   private atBot(): void {
+    this.metPhysicalEnd = false;
     this.fileno = this.blkno = 0;
     this.eof = Eof.NOEOF;
   }

@@ -47,8 +47,20 @@ export interface VolumeManifest {
   objects: number;
 }
 
+/** A manifest as written next to an image: the image's size then, and the stages between. */
+export interface ImageManifest extends VolumeManifest {
+  imageBytes?: number;
+  /** The stages between the drive and the image (`['encrypt']`): the manifest is of what goes in them. */
+  stages?: string[];
+}
+
+/** Whether a manifest found next to an image describes a copy read through `stages`. */
+export function describesCopy(manifest: ImageManifest, stages: readonly string[]): boolean {
+  return (manifest.stages ?? []).join('|') === stages.join('|');
+}
+
 /** A manifest as a file: its fields one per line, each tape file on a line of its own. */
-export function formatManifest(manifest: VolumeManifest & { imageBytes?: number }): string {
+export function formatManifest(manifest: ImageManifest): string {
   const { files, ...rest } = manifest;
   const head = JSON.stringify(rest, null, 1).slice(0, -2); // without the closing "\n}"
   return `${head},\n "files": [\n${files.map((f) => `  ${JSON.stringify(f)}`).join(',\n')}\n ]\n}\n`;

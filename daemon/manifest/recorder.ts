@@ -2,11 +2,29 @@ import { readFile, stat } from 'node:fs/promises';
 import type { CatalogEntry } from '../catalog/catalog.js';
 import type { Journal } from '../catalog/journal.js';
 import { volumePath } from '../sinks/file-sink.js';
+import type { Sink } from '../sinks/sink.js';
 import type { SinkLog } from '../sinks/sink-uri.js';
 import { detectContent } from './content-type.js';
-import { manifestPath, writeAtomically } from './image-paths.js';
-import { addSize, DIGEST_DEFINITION, fileDigest, type FileManifest, formatManifest, MANIFEST_FORMAT, type VolumeManifest } from './manifest.js';
+import { LatestWriter, manifestPath } from './image-paths.js';
+import {
+  addSize,
+  describesCopy,
+  DIGEST_DEFINITION,
+  fileDigest,
+  type FileManifest,
+  formatManifest,
+  type ImageManifest,
+  MANIFEST_FORMAT,
+  type VolumeManifest,
+} from './manifest.js';
 import { StreamHasher } from './stream-hasher.js';
+
+/**
+ * How long a sync point waits for the manifests to be written (they are, in milliseconds, unless a
+ * copy's file system stopped answering: then the drive goes on without them), and a shutdown.
+ */
+const SYNC_WAIT_MS = 2000;
+const CLOSE_WAIT_MS = 5000;
 
 /** What the mirror tells about the records and filemarks it writes, in order. */
 export interface MirrorRecorder {
@@ -26,8 +44,10 @@ export interface RecorderOptions {
   drive: string;
   /** The copies' names, for the catalog. */
   copies: string[];
-  /** Path templates (%v) of the copies that are image files: each volume's manifest goes next to its image. */
-  images: string[];
+  /** The copies that are image files, with their path templates (%v): each volume's manifest goes next to its image. */
+  images: { template: string; sink: Sink; stages: string[] }[];
+  /** A copy the drive goes on without: its manifest is no longer written. */
+  setAside?: (sink: Sink) => boolean;
   /** The drive's catalog journal. */
   journal?: Journal;
   log: SinkLog;
@@ -64,6 +84,7 @@ interface VolumeState {
  */
 export class ManifestRecorder implements MirrorRecorder {
   private readonly hasher = new StreamHasher();
+  private readonly files = new LatestWriter((path, err) => this.options.log(`cannot write the manifest ${path}: ${err.message}`, { manifest: path }, 'warn'));
   private current: VolumeState | undefined;
   private session: { id: string; volumes: Set<number> } | undefined;
   private hashingLost = false;
@@ -125,15 +146,16 @@ export class ManifestRecorder implements MirrorRecorder {
     v.dirty = false;
     await this.refreshDigests(v);
     const manifest = this.manifestOf(v);
-    for (const image of this.options.images) {
-      const path = manifestPath(image, v.volume);
-      try {
-        const imageBytes = await stat(volumePath(image, v.volume)).then((s) => s.size, () => undefined);
-        await writeAtomically(path, formatManifest({ ...manifest, imageBytes }));
-      } catch (err) {
-        this.options.log(`cannot write the manifest ${path}: ${(err as Error).message}`, { manifest: path }, 'warn');
-      }
+    for (const { template, sink, stages } of this.options.images) {
+      if (sink.failure || this.options.setAside?.(sink)) continue;
+      const image = volumePath(template, v.volume);
+      // Written in the background, after the image's size (the sink synced it just before).
+      this.files.write(manifestPath(template, v.volume), async () => {
+        const imageBytes = await stat(image).then((s) => s.size, () => undefined);
+        return formatManifest({ ...manifest, imageBytes, ...(stages.length > 0 && { stages }) });
+      });
     }
+    await this.files.settled(SYNC_WAIT_MS);
   }
 
   async unloaded(): Promise<void> {
@@ -157,6 +179,7 @@ export class ManifestRecorder implements MirrorRecorder {
     if (this.session) await this.endSession(true);
     await this.sync();
     await this.hasher.close();
+    if (!(await this.files.settled(CLOSE_WAIT_MS))) this.options.log('manifests still being written at shutdown are left unfinished', { drive: this.options.drive }, 'warn');
     await this.options.journal?.close();
   }
 
@@ -301,11 +324,11 @@ export class ManifestRecorder implements MirrorRecorder {
 
   /** The manifest next to an image of `volume`, if it describes the image as it is. */
   private async existing(volume: number): Promise<VolumeState | undefined> {
-    for (const image of this.options.images) {
+    for (const { template, stages } of this.options.images) {
       try {
-        const m = JSON.parse(await readFile(manifestPath(image, volume), 'utf8')) as VolumeManifest & { imageBytes?: number };
-        const size = (await stat(volumePath(image, volume))).size;
-        if (m.format !== MANIFEST_FORMAT || m.volume !== volume || m.imageBytes !== size) continue;
+        const m = JSON.parse(await readFile(manifestPath(template, volume), 'utf8')) as ImageManifest;
+        const size = (await stat(volumePath(template, volume))).size;
+        if (m.format !== MANIFEST_FORMAT || m.volume !== volume || m.imageBytes !== size || !describesCopy(m, stages)) continue;
         const files = m.files.map((f) => ({ ...f, hashed: f.records }));
         return { volume, files, unrecordedBefore: m.unrecordedBefore ?? 0, objects: m.objects, session: m.session, dirty: false, unjournaled: false };
       } catch {

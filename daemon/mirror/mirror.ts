@@ -1,7 +1,9 @@
+import type { PublishEvent } from '../events/events.js';
 import type { Medium, SpaceResult, TapeObject, WriteOutcome } from '../drive/medium.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
 import type { MirrorRecorder } from '../manifest/recorder.js';
-import type { Room, Sink } from '../sinks/sink.js';
+import type { Room, Sink, SinkStatus } from '../sinks/sink.js';
+import { StallWatch } from './stall-watch.js';
 
 export interface MirrorOptions {
   /** Bytes each copy may have queued before the writer waits (write-behind window). */
@@ -11,10 +13,17 @@ export interface MirrorOptions {
    * backup goes on with the others; otherwise its failure reaches the writer.
    */
   minCopies?: number;
+  /**
+   * How long a copy may make no progress while the writer waits for it before it counts as failed
+   * (0 or absent: wait forever). See StallWatch.
+   */
+  stallTimeoutMs?: number;
   /** Told once per failed copy, whether it was set aside (`dropped`) or failed the writer. */
   onCopyFailed?: (sink: Sink, error: Error, dropped: boolean) => void;
   /** Told every record and filemark written, for manifests (daemon/manifest/recorder.ts). */
   recorder?: MirrorRecorder;
+  /** Where volume changes and each copy's early warning are told (the daemon's event bus). */
+  events?: PublishEvent;
 }
 
 /**
@@ -33,6 +42,12 @@ export class Mirror implements Medium {
   /** Copies set aside after a failure, in the order they failed. */
   private readonly dropped = new Set<Sink>();
   private readonly reported = new Set<Sink>();
+  /** Copies whose early warning on this volume was told. */
+  private readonly warned = new Set<Sink>();
+  private changingVolume = false;
+  /** Copies that stopped making progress: their I/O may never end, so nothing waits for them again. */
+  private readonly stalled = new Map<Sink, TapeError>();
+  private readonly stallWatch: StallWatch;
 
   constructor(
     readonly sinks: readonly Sink[],
@@ -43,6 +58,14 @@ export class Mirror implements Medium {
     if (this.minCopies < 1 || this.minCopies > sinks.length) {
       throw new Error(`min-copies must be between 1 and the number of sinks (${sinks.length})`);
     }
+    this.stallWatch = new StallWatch(options.stallTimeoutMs ?? 0, (sink, error) => this.stalled.set(sink, error));
+  }
+
+  /** A copy's status, with the failure the mirror knows of (a stall) when the copy itself does not. */
+  copyStatus(sink: Sink): SinkStatus {
+    const status = sink.status();
+    const stall = this.stalled.get(sink);
+    return stall && !status.failure ? { ...status, failure: stall.message } : status;
   }
 
   /** The copies still written to. */
@@ -69,6 +92,10 @@ export class Mirror implements Medium {
   get pastEarlyWarning(): boolean {
     return this.active.some((s) => s.earlyWarning);
   }
+  /** A volume change is under way: copies that need a cartridge wait for it. */
+  get loading(): boolean {
+    return this.changingVolume;
+  }
 
   /**
    * The smallest early-warning zone among the copies (bytes a copy still takes after it reports
@@ -80,19 +107,36 @@ export class Mirror implements Medium {
     return zones.length > 0 ? Math.min(...zones) : undefined;
   }
 
+  /**
+   * A copy that cannot load its next volume (no cartridge before the timeout, a changer that
+   * failed, an image that cannot be created) has failed: the policy decides, as for a write error.
+   */
   async loadNext(): Promise<void> {
     const volume = this.volumeNo + 1;
-    const loaded = await Promise.all(this.active.map((s) => s.load(volume)));
+    this.options.events?.({ type: 'volume-loading', volume });
+    this.changingVolume = true;
+    const copies = this.active;
+    let results;
+    try {
+      results = await Promise.allSettled(copies.map((s) => this.unlessStalled(s, () => s.load(volume))));
+    } finally {
+      this.changingVolume = false;
+    }
+    this.settle(copies, results);
     this.volumeNo = volume;
-    this.protectedCartridge = loaded.some((l) => l.writeProtected);
+    this.protectedCartridge = results.some((r) => r.status === 'fulfilled' && r.value.writeProtected);
     this.pos = 0;
     this.isLoaded = true;
+    this.warned.clear();
+    this.options.events?.({ type: 'volume-loaded', volume });
     await this.options.recorder?.loaded(volume);
   }
 
   async unload(): Promise<void> {
     this.isLoaded = false;
-    this.settle(this.active, await Promise.allSettled(this.active.map((s) => s.unload())));
+    const results = await Promise.allSettled(this.active.map((s) => this.unlessStalled(s, () => this.stallWatch.watch(s, s.unload(), 'unloading'))));
+    this.options.events?.({ type: 'volume-unloaded', volume: this.volumeNo });
+    this.settle(this.active, results);
     await this.options.recorder?.unloaded();
   }
 
@@ -111,6 +155,7 @@ export class Mirror implements Medium {
     for (const sink of this.active) sink.write(record);
     this.options.recorder?.record(this.pos, record);
     this.pos++;
+    if (room === 'early-warning') this.tellEarlyWarnings();
     await this.applyBackPressure();
     return room === 'early-warning' ? 'early-warning' : 'ok';
   }
@@ -176,20 +221,33 @@ export class Mirror implements Medium {
 
   async sync(): Promise<void> {
     const sinks = this.active;
-    this.settle(sinks, await Promise.allSettled(sinks.map((s) => s.sync())));
+    const results = await Promise.allSettled(sinks.map((s) => this.unlessStalled(s, () => this.stallWatch.watch(s, s.sync(), 'syncing'))));
+    this.tellEarlyWarnings(); // a real drive may report it only at a sync point (GMT_EOT)
+    this.settle(sinks, results);
     await this.options.recorder?.sync();
   }
 
+  /** Tells each copy's early warning once per volume. Past early warning only: never per record before it. */
+  private tellEarlyWarnings(): void {
+    for (const sink of this.active) {
+      if (sink.earlyWarning && !this.warned.has(sink)) {
+        this.warned.add(sink);
+        this.options.events?.({ type: 'early-warning', sink: sink.name, volume: this.volumeNo });
+      }
+    }
+  }
+
   async close(): Promise<void> {
-    const results = await Promise.allSettled(this.sinks.map((s) => s.close()));
+    const results = await Promise.allSettled(this.sinks.map((s) => this.unlessStalled(s, () => this.stallWatch.watch(s, s.close(), 'closing'))));
     await this.options.recorder?.close();
     const failure = results.find((r, i) => r.status === 'rejected' && !this.dropped.has(this.sinks[i]!));
     if (failure) throw asEio((failure as PromiseRejectedResult).reason as Error);
   }
 
-  /** Reads and spacing use the first healthy copy. */
+  /** Reads and spacing use the first healthy copy that can be read back. */
   private get reader(): Sink {
-    return this.active[0]!;
+    const active = this.active;
+    return active.find((s) => s.readable !== false) ?? active[0]!;
   }
 
   /** Crosses `count` objects of `kind` forward; a filemark stops a record space after it. */
@@ -225,7 +283,9 @@ export class Mirror implements Medium {
   private async applyBackPressure(): Promise<void> {
     for (const sink of this.active) {
       const limit = queueLimit(sink, this.options.window);
-      if (sink.queuedBytes > limit) await sink.drain(limit);
+      if (sink.queuedBytes > limit) {
+        await this.stallWatch.watch(sink, sink.drain(limit), 'writing').catch((err: Error) => this.copyFailed(sink, err));
+      }
     }
     await this.options.recorder?.drain(this.options.window);
     this.throwIfFailed();
@@ -233,8 +293,15 @@ export class Mirror implements Medium {
 
   private throwIfFailed(): void {
     for (const sink of this.active) {
-      if (sink.failure) this.copyFailed(sink, sink.failure);
+      const failure = sink.failure ?? this.stalled.get(sink);
+      if (failure) this.copyFailed(sink, failure);
     }
+  }
+
+  /** `op()`, unless the copy has stalled: then its stall, without touching it. */
+  private unlessStalled<T>(sink: Sink, op: () => Promise<T>): Promise<T> {
+    const stall = this.stalled.get(sink);
+    return stall ? Promise.reject(stall) : op();
   }
 
   /** Applies the policy to the copies whose operation failed. */

@@ -4,7 +4,7 @@ import type { TapeObject } from '../drive/medium.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
 import type { Capacity } from './capacity.js';
 import { ObjectIndex } from './object-index.js';
-import { SimhReader } from './simh-reader.js';
+import { ImageCorrupt, SimhReader } from './simh-reader.js';
 import { framedSize, lengthWords, PAD_BYTE, TAPE_MARK_BYTES, TAPE_MARK_SIZE } from './simh-tap.js';
 import type { Room, Sink, SinkStatus } from './sink.js';
 import { WriteQueue } from './write-queue.js';
@@ -97,6 +97,12 @@ export class FileSink implements Sink {
     if (this.fh) {
       this.end = (await this.fh.stat()).size;
       this.reader = new SimhReader(this.fh, this.path);
+      await this.reader.checkEnd(this.end).catch(async (err: unknown) => {
+        await this.fh?.close();
+        this.fh = this.reader = undefined;
+        if (!(err instanceof ImageCorrupt)) throw err;
+        throw tapeError('EIO', `${this.name}: ${err.message}; a crash can leave a record cut short: 'tapeproxy image repair ${this.path} --in-place' cuts it (keeping the cut bytes in ${this.path}.cut)`);
+      });
     }
     this.loaded = true;
     return { writeProtected };

@@ -246,21 +246,36 @@ export class NstSink implements Sink {
 
   /**
    * Loads the cartridge in the drive (MTLOAD also makes st check the new medium on the open
-   * descriptor), retrying until one is there or the timeout passes.
+   * descriptor), retrying until one is there or the timeout passes. Without a changer, the next
+   * volume is only taken once the drive has been seen empty since the unload: a drive that did not
+   * eject (or an autoloader that put the same cartridge back) must not get volume N written over
+   * volume N-1.
    */
   private async waitForCartridge(link: StIoLink, volume: number) {
     const deadline = Date.now() + this.options.loadTimeoutMs;
+    let sawEmpty = volume === 1 || Boolean(this.options.changer);
     let told = false;
+    let toldStillIn = false;
     for (;;) {
       const r = await link.request(StIoOp.MTOP, MTLOAD, 0);
       const status = await link.status();
-      if (!r.err && status.gstat & GMT_ONLINE) return status;
+      const online = !r.err && (status.gstat & GMT_ONLINE) !== 0;
+      if (!online) sawEmpty = true;
+      else if (sawEmpty) return status;
       if (Date.now() >= deadline) {
-        throw tapeError('ENOMEDIUM', `${this.name}: no cartridge for volume ${volume} after ${this.options.loadTimeoutMs / 1000} s (${errnoName(r.err)})`);
+        const why = online ? `the cartridge of volume ${volume - 1} was never taken out` : errnoName(r.err);
+        throw tapeError('ENOMEDIUM', `${this.name}: no cartridge for volume ${volume} after ${this.options.loadTimeoutMs / 1000} s (${why})`);
       }
       if (!told) {
         this.options.log?.(`waiting for a cartridge in ${this.options.device}`, { sink: this.name, volume });
         told = true;
+      }
+      if (online && !toldStillIn) {
+        this.options.log?.(`the cartridge of volume ${volume - 1} is still in ${this.options.device}: take it out and load volume ${volume}`, {
+          sink: this.name,
+          volume,
+        });
+        toldStillIn = true;
       }
       await sleep(this.options.pollMs ?? 1000);
     }

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { TapeObject } from '../drive/medium.js';
-import { tapeError } from '../drive/tape-error.js';
+import { Errno, TapeError } from '../drive/tape-error.js';
 import { decodeWord, TAPE_MARK_SIZE } from './simh-tap.js';
 
 const CHUNK = 1 << 20;
@@ -11,6 +11,17 @@ export interface ObjectAt {
   next: number;
   /** Data bytes of a record (known even when its data were not read). */
   length: number;
+}
+
+/** A SIMH image that is not well formed at byte `offset` (EIO to a reader of the drive). */
+export class ImageCorrupt extends TapeError {
+  constructor(
+    label: string,
+    readonly offset: number,
+    readonly problem: string,
+  ) {
+    super(Errno.EIO, `image ${label}: ${problem} at byte ${offset}`);
+  }
 }
 
 /**
@@ -78,6 +89,26 @@ export class SimhReader {
     return { kind: 'record', start };
   }
 
+  /**
+   * Checks that the image ends on an object boundary, in a few reads from its end: the last object
+   * must start where its trailing length word says and end exactly at `end`. A record torn by a
+   * crash fails this unless its cut data end in bytes that look like whole objects (a run of zero
+   * bytes reads as tape marks): a forward walk (`tapeproxy image verify`) finds those too.
+   */
+  async checkEnd(end: number): Promise<void> {
+    if (end === 0) return;
+    if (end >= 4 && decodeWord((await this.bytes(end - 4, 4)).readUInt32LE(0)).kind === 'end-of-medium') return;
+    let start: number;
+    try {
+      start = (await this.objectBefore(end)).start;
+    } catch (err) {
+      if (err instanceof ImageCorrupt) throw this.corrupt(err.offset, `the image does not end on a whole object (${err.problem})`);
+      throw err;
+    }
+    const last = await this.objectAt(start, end, false).catch(() => undefined);
+    if (last?.next !== end) throw this.corrupt(start, 'the image does not end on a whole object (a record cut short?)');
+  }
+
   private async bytes(offset: number, length: number): Promise<Buffer> {
     const from = offset - this.chunkStart;
     if (from >= 0 && from + length <= this.chunk.length) return this.chunk.subarray(from, from + length);
@@ -89,7 +120,7 @@ export class SimhReader {
     return this.chunk.subarray(0, length);
   }
 
-  private corrupt(offset: number, what: string): Error {
-    return tapeError('EIO', `image ${this.label}: ${what} at byte ${offset}`);
+  private corrupt(offset: number, what: string): ImageCorrupt {
+    return new ImageCorrupt(this.label, offset, what);
   }
 }

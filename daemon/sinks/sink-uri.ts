@@ -1,8 +1,12 @@
+import { dirname } from 'node:path';
 import { parseSize } from '../config/size.js';
+import { isLoopbackHost } from '../loopback.js';
 import { Capacity } from './capacity.js';
-import { FileSink } from './file-sink.js';
+import { FileSink, volumePath } from './file-sink.js';
+import { GrpcSink } from './grpc-sink.js';
 import { MemorySink } from './memory-sink.js';
 import { NstSink } from './nst-sink.js';
+import { RmtSink } from './rmt-sink.js';
 import type { Sink } from './sink.js';
 import { STAGE_URI_HELP, StageError, stageOf, wrapInStage } from '../stages/stage-uri.js';
 
@@ -17,15 +21,28 @@ export class SinkUriError extends Error {
   }
 }
 
+/** Something on this machine a sink needs before the daemon starts (checked by `config check` too). */
+export interface RequiredPath {
+  path: string;
+  kind: 'directory' | 'file' | 'char-device';
+  /** What it is, for the error: "the images' directory". */
+  what: string;
+}
+
 interface SinkType {
   params: Record<string, string>;
   make(target: string, params: URLSearchParams, uri: string, log?: SinkLog): Sink;
+  /** The files, directories and devices the sink needs (called after `make` accepted the URI). */
+  requires?(target: string, params: URLSearchParams): RequiredPath[];
 }
 
 const capacityParams = {
   capacity: 'size of a volume (K/M/G/T); unlimited if absent',
   'early-warning': 'size of the early-warning zone before the end (default 2% of capacity)',
 };
+
+/** The remote shell of rmt sinks: no password prompts, and a dead link is noticed within a minute. */
+const DEFAULT_RSH = 'ssh -o BatchMode=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=4';
 
 const SINK_TYPES: Record<string, SinkType> = {
   file: {
@@ -45,6 +62,7 @@ const SINK_TYPES: Record<string, SinkType> = {
         rate: optionalSize(params, 'rate', uri),
       });
     },
+    requires: (target) => [{ path: dirname(volumePath(target, 1)), kind: 'directory', what: "the images' directory" }],
   },
   nst: {
     params: {
@@ -71,11 +89,75 @@ const SINK_TYPES: Record<string, SinkType> = {
         ...(log && { log }),
       });
     },
+    requires: (target) => [{ path: target, kind: 'char-device', what: 'the tape device' }],
   },
   mem: {
     params: capacityParams,
     make(target, params, uri) {
       return new MemorySink(target || 'tape', capacityFrom(params, uri));
+    },
+  },
+  rmt: {
+    params: {
+      rsh: `remote shell and its options (default '${DEFAULT_RSH}'; URL-encode spaces as +); 'local' runs the rmt program on this machine`,
+      rmt: 'the rmt program on the remote host (default /usr/sbin/rmt)',
+      'early-warning': "the remote drive's early-warning zone (what it takes past early warning), to bound the records in flight",
+      timeout: 'seconds to wait for a reply before the link counts as cut (default 300; more for a drive that waits for a cartridge)',
+    },
+    make(target, params, uri, log) {
+      const { host, user, path } = remoteTarget(target, uri, 'rmt://[user@]host/dev/nst0');
+      if (!path.startsWith('/')) throw new SinkUriError(uri, 'a device path is needed, as in rmt://backup@tapehost/dev/nst0');
+      const rsh = params.get('rsh') ?? DEFAULT_RSH;
+      if (rsh === 'local' && !isLoopbackHost(host)) throw new SinkUriError(uri, `rsh=local runs rmt on this machine: the host must be localhost, not '${host}'`);
+      return new RmtSink({
+        host,
+        ...(user && { user }),
+        device: path,
+        ...(rsh !== 'local' && { rsh: rsh.split(/\s+/).filter(Boolean) }),
+        rmt: params.get('rmt') ?? '/usr/sbin/rmt',
+        earlyWarningZone: optionalSize(params, 'early-warning', uri),
+        replyTimeoutMs: seconds(params, 'timeout', 300, uri) * 1000,
+        ...(log && { log }),
+      });
+    },
+  },
+  grpc: {
+    params: {
+      ca: "CA certificate (PEM file) that signed the remote daemon's certificate (default: the system's CAs)",
+      cert: 'client certificate (PEM file), for a daemon that asks for one; with key=',
+      key: "the client certificate's private key (PEM file)",
+      'token-file': 'file holding the token the remote daemon expects (never logged)',
+      plaintext: 'no TLS: only to a loopback address; plaintext=insecure to any host, on a network you trust',
+      'early-warning': "what the remote drive takes past early warning, if smaller than it says itself",
+      keepalive: 'seconds between pings: a dead link is noticed within twice this (default 10)',
+      timeout: 'seconds a reply may take before the link counts as failed (default 120; more for a remote drive that waits for a cartridge)',
+      grace: 'seconds to reconnect and resume after a link failure; 0 fails the copy at once (default 60)',
+    },
+    make(target, params, uri, log) {
+      const { host, port, path } = remoteTarget(target, uri, 'grpc://tapehost:7070/pnst0');
+      const drive = path.replace(/^\//, '');
+      if (!/^[A-Za-z0-9_.-]+$/.test(drive)) throw new SinkUriError(uri, 'a drive name is needed, as in grpc://tapehost:7070/pnst0');
+      const plaintext = params.get('plaintext');
+      if (plaintext !== null && !['', 'true', 'insecure'].includes(plaintext)) throw new SinkUriError(uri, `plaintext is a flag, or plaintext=insecure; not '${plaintext}'`);
+      if (plaintext !== null && plaintext !== 'insecure' && !isLoopbackHost(host)) {
+        throw new SinkUriError(uri, `plaintext to ${host} would send the backup and the token unencrypted: use TLS (ca=...), or plaintext=insecure on a network you trust`);
+      }
+      const [ca, cert, key] = ['ca', 'cert', 'key'].map((k) => params.get(k) ?? undefined);
+      if (plaintext !== null && (ca || cert || key)) throw new SinkUriError(uri, 'ca, cert and key are for TLS: leave them out with plaintext');
+      if (!cert !== !key) throw new SinkUriError(uri, 'cert and key go together');
+      return new GrpcSink({
+        peer: {
+          address: `${host}:${port || '7070'}`,
+          ...(plaintext === null && { tls: { ca, cert, key } }),
+          tokenFile: params.get('token-file') ?? undefined,
+          keepaliveMs: seconds(params, 'keepalive', 10, uri) * 1000,
+        },
+        drive,
+        earlyWarningZone: optionalSize(params, 'early-warning', uri),
+        replyTimeoutMs: seconds(params, 'timeout', 120, uri) * 1000,
+        graceMs: seconds(params, 'grace', 60, uri, { zero: true }) * 1000,
+        ...(log && { log }),
+      });
     },
   },
 };
@@ -98,6 +180,19 @@ export function sinkFromUri(uri: string, log?: SinkLog): Sink {
       throw err instanceof StageError ? new SinkUriError(uri, err.message) : err;
     }
   }
+  const { kind, target, params } = parseSinkUri(uri);
+  return kind.make(target, params, uri, log);
+}
+
+/** What a sink URI needs on this machine (directories, key files, devices), for checks before start. */
+export function sinkRequires(uri: string): RequiredPath[] {
+  const stage = stageOf(uri);
+  if (stage) return sinkRequires(stage.build); // a stage's own files (key files) are read as it is made
+  const { kind, target, params } = parseSinkUri(uri);
+  return kind.requires?.(target, params) ?? [];
+}
+
+function parseSinkUri(uri: string): { kind: SinkType; target: string; params: URLSearchParams } {
   const colon = uri.indexOf(':');
   const type = colon < 0 ? '' : uri.slice(0, colon);
   const kind = SINK_TYPES[type];
@@ -113,7 +208,7 @@ export function sinkFromUri(uri: string, log?: SinkLog): Sink {
       throw new SinkUriError(uri, `unknown parameter '${key}' for ${type}:; known: ${Object.keys(kind.params).join(', ')}`);
     }
   }
-  return kind.make(target, params, uri, log);
+  return { kind, target, params };
 }
 
 function capacityFrom(params: URLSearchParams, uri: string): Capacity {
@@ -144,4 +239,25 @@ function flag(params: URLSearchParams, key: string, fallback: boolean, uri: stri
   if (value === '' || value === 'true' || value === '1' || value === 'yes') return true;
   if (value === 'false' || value === '0' || value === 'no') return false;
   throw new SinkUriError(uri, `${key} must be true or false, not '${value}'`);
+}
+
+/** `//[user@]host[:port]/path` of a remote sink's URI. */
+function remoteTarget(target: string, uri: string, example: string): { host: string; port: string; user: string; path: string } {
+  let url: URL;
+  try {
+    url = new URL(`remote:${target}`);
+  } catch {
+    throw new SinkUriError(uri, `expected ${example}`);
+  }
+  if (!target.startsWith('//') || !url.hostname) throw new SinkUriError(uri, `a host is needed, as in ${example}`);
+  return { host: url.hostname, port: url.port, user: decodeURIComponent(url.username), path: decodeURIComponent(url.pathname) };
+}
+
+function seconds(params: URLSearchParams, key: string, fallback: number, uri: string, { zero = false } = {}): number {
+  const value = params.get(key);
+  if (value === null) return fallback;
+  if (!/^\d+(\.\d+)?$/.test(value) || (Number(value) === 0 && !zero)) {
+    throw new SinkUriError(uri, `${key} must be a number of seconds${zero ? '' : ' above 0'}, not '${value}'`);
+  }
+  return Number(value);
 }

@@ -37,6 +37,8 @@ export interface Sink {
   readonly earlyWarningZone: number | undefined;
   /** The first write error; sticky until the next load. */
   readonly failure: Error | undefined;
+  /** False for a copy that is written but not read back (remote drives): reads use another copy. */
+  readonly readable?: boolean;
 
   load(volume: number): Promise<{ writeProtected: boolean }>;
   unload(): Promise<void>;

@@ -88,6 +88,9 @@ export class EncryptStage implements Sink {
   get failure(): Error | undefined {
     return this.queue.failure ?? this.lower.failure;
   }
+  get readable(): boolean | undefined {
+    return this.lower.readable;
+  }
 
   async load(volume: number): Promise<{ writeProtected: boolean }> {
     await this.settle().catch(() => undefined); // its failure was reported at the last sync point
@@ -99,9 +102,10 @@ export class EncryptStage implements Sink {
     this.volume = volume;
     this.pos = 0;
     this.map.reset();
-    this.header = await this.readHeader(volume);
+    // A copy that is not read back (a remote drive) is written from the beginning of a volume only.
+    this.header = this.lower.readable === false ? { kind: 'unusable', why: 'the copy is not read back' } : await this.readHeader(volume);
     this.delta = this.header.kind === 'blank' ? 0 : 1;
-    if (this.header.kind === 'unusable') {
+    if (this.header.kind === 'unusable' && this.lower.readable !== false) {
       this.log?.(`volume ${volume} of ${this.name} cannot be read with this key: ${this.header.why}`, { sink: this.name, volume }, 'warn');
     }
     if (!writeProtected && !this.writeMaster) {

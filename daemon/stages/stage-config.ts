@@ -10,15 +10,24 @@ import { stageParams } from './stage-uri.js';
  *     - encrypt: { keyfile: /etc/tapeproxy/offsite.key }   # or keyenv: NAME
  *       sink: file:/srv/tapes/b-%v.tap
  */
+const EncryptSchema = z.object({ keyfile: z.string().min(1).optional(), keyenv: z.string().min(1).optional() }).strict();
+
 export const sinkEntry: z.ZodType<string, unknown> = z.lazy(() =>
   z.union([
     z.string(),
     z
       .object({
-        encrypt: z.object({ keyfile: z.string().min(1).optional(), keyenv: z.string().min(1).optional() }).strict(),
+        encrypt: EncryptSchema,
         sink: sinkEntry,
       })
       .strict()
       .transform((stage) => `encrypt:${stageParams(stage.encrypt as Record<string, string>)}|${stage.sink}`),
   ]),
 );
+
+/** The keys known at `path` of a config when it is inside a sink's map form (for unknown-key messages). */
+export function stageKeysAt(path: readonly PropertyKey[]): string[] | undefined {
+  const at = path.lastIndexOf('sinks');
+  if (at < 0) return undefined;
+  return path.at(-1) === 'encrypt' ? Object.keys(EncryptSchema.shape) : ['encrypt', 'sink'];
+}

@@ -74,9 +74,22 @@ export function wrapInStage(spec: string, inner: Sink, log?: SinkLog): Sink {
 
 /** The sink at the bottom of a URI's stages (the sink that holds the data). */
 export function innermostUri(uri: string): string {
+  return layers(uri).inner;
+}
+
+/** The stages of a URI, outermost first (`['encrypt']` for `encrypt:...|file:...`). */
+export function stageNames(uri: string): string[] {
+  return layers(uri).stages;
+}
+
+function layers(uri: string): { stages: string[]; inner: string } {
+  const stages: string[] = [];
   let rest = uri;
-  for (let stage = stageOf(rest); stage; stage = stageOf(rest)) rest = stage.inner;
-  return rest;
+  for (let stage = stageOf(rest); stage; stage = stageOf(rest)) {
+    stages.push(stage.spec.slice(0, stage.spec.indexOf(':')));
+    rest = stage.inner;
+  }
+  return { stages, inner: rest };
 }
 
 /** Stage parameters written back as a URI's PARAMS: only what must be is escaped (paths stay legible). */

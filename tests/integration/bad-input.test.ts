@@ -72,7 +72,7 @@ describe('drive protocol over gRPC', () => {
 
 describe('command line', () => {
   it.each([
-    [['daemon', '--drive', 'x', '--sink', 'bogus:/a'], /unknown sink type 'bogus'; known types: file, nst, mem/],
+    [['daemon', '--drive', 'x', '--sink', 'bogus:/a'], /unknown sink type 'bogus'; known types: file, nst, mem, rmt, grpc/],
     [['daemon', '--drive', 'x', '--sink', 'file:/tmp/a.tap?capacity=lots'], /capacity: invalid size 'lots'/],
     [['daemon', '--drive', 'x', '--sink', 'file:/tmp/a.tap?colour=red'], /unknown parameter 'colour'/],
     [['daemon', '--drive', 'x'], /needs at least one --sink/],

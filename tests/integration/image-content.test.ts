@@ -50,14 +50,14 @@ it('tar, cpio, dump, encrypted and unknown files', async () => {
   await writeImage(image, [tar, tarContinued, ...cpio, dump, randomBytes(30000)].flatMap((a) => asTapeFile(a)));
   const ls = (await cli(['image', 'ls', image])).stdout.toString();
   expect(ls.split('\n').filter((l) => l.startsWith('file')).map((l) => l.split(',')[0])).toEqual([
-    'file 0: tar',
     'file 1: tar',
-    'file 2: cpio',
+    'file 2: tar',
     'file 3: cpio',
     'file 4: cpio',
     'file 5: cpio',
-    'file 6: dump',
-    'file 7: unknown',
+    'file 6: cpio',
+    'file 7: dump',
+    'file 8: unknown',
   ]);
   const json = JSON.parse((await cli(['image', 'ls', '--json', image])).stdout.toString()) as { files: { content: string }[] };
   expect(json.files[6]!.content).toBe('dump');
@@ -81,6 +81,6 @@ it('every file of an encrypted volume is encrypted', async () => {
     await daemon.stop();
   }
   const ls = (await cli(['image', 'ls', join(dir.path, 'e.tap')])).stdout.toString();
-  expect(ls).toMatch(/^file 0: encrypted, 2 records/m);
-  expect(ls).toMatch(/^file 1: encrypted, 1 records/m);
+  expect(ls).toMatch(/^file 1: encrypted, 2 records/m);
+  expect(ls).toMatch(/^file 2: encrypted, 1 records/m);
 });

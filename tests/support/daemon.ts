@@ -27,14 +27,16 @@ export interface RunningDaemon {
 }
 
 /**
- * Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line. Without
- * --catalog-dir (or --config) the catalog goes to a temporary folder, not the machine's.
+ * Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line; `listen`
+ * another address, `prefix` a command it runs under (`ip netns exec NS`). Without --catalog-dir (or
+ * --config) the catalog goes to a temporary folder, not the machine's.
  */
-export async function startDaemon(args: string[]): Promise<RunningDaemon> {
+export async function startDaemon(args: string[], { listen = '127.0.0.1:0', prefix = [] as string[] } = {}): Promise<RunningDaemon> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const ownCatalog = args.includes('--catalog-dir') || args.includes('--config') ? undefined : await mkdtemp(join(tmpdir(), 'tapeproxy-catalog-'));
   const catalog = ownCatalog ? ['--catalog-dir', ownCatalog] : [];
-  const proc = execa('node', [CLI, 'daemon', ...args, ...catalog, '--listen', '127.0.0.1:0'], { reject: false, stderr: 'inherit' });
+  const argv = [...prefix, 'node', CLI, 'daemon', ...args, ...catalog, '--listen', listen];
+  const proc = execa(argv[0]!, argv.slice(1), { reject: false, stderr: 'inherit' });
   const logged: string[] = [];
   const address = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS, loadConfigFile, MAX_RECORD_LIMIT, validateConfig } from '../../daemon/config/config.js';
+import { checkConfigPaths } from '../../daemon/config/config-paths.js';
 import { formatSize, parseSize } from '../../daemon/config/size.js';
 import { FileSink } from '../../daemon/sinks/file-sink.js';
 import { MemorySink } from '../../daemon/sinks/memory-sink.js';
@@ -84,8 +85,8 @@ describe('sinkFromUri', () => {
   });
 
   it('names the known types for an unknown type', () => {
-    expectUriError('tape:/dev/nst0', "sink 'tape:/dev/nst0': unknown sink type 'tape'; known types: file, nst, mem");
-    expectUriError('/srv/a.tap', "sink '/srv/a.tap': unknown sink type ''; known types: file, nst, mem");
+    expectUriError('tape:/dev/nst0', "sink 'tape:/dev/nst0': unknown sink type 'tape'; known types: file, nst, mem, rmt, grpc");
+    expectUriError('/srv/a.tap', "sink '/srv/a.tap': unknown sink type ''; known types: file, nst, mem, rmt, grpc");
   });
 
   it('names the known parameters for an unknown parameter', () => {
@@ -136,7 +137,7 @@ describe('validateConfig', () => {
     expect(validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'] }] })).toEqual({
       listen: '127.0.0.1:7070',
       runtimeDir: '/run/tapeproxy', // as root, which the tests run as
-      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, autoload: true, ...NO_DEVICE }],
+      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: true, ...NO_DEVICE }],
     });
     expect(DEFAULTS).toEqual({
       listen: '127.0.0.1:7070',
@@ -146,6 +147,7 @@ describe('validateConfig', () => {
       maxRecord: '1M',
       window: '16M',
       autoload: true,
+      stallTimeout: 120,
     });
   });
 
@@ -178,6 +180,7 @@ describe('validateConfig', () => {
       maxRecord: 256 * K,
       window: M,
       minCopies: 2,
+      stallTimeoutMs: 120_000,
       autoload: false,
       ...NO_DEVICE,
     });
@@ -189,16 +192,35 @@ describe('validateConfig', () => {
     expectConfigError({ drives: [] }, 'drives: at least one drive is needed');
     expectConfigError({}, 'drives: Invalid input: expected array, received undefined');
     expectConfigError(null, '(top level): Invalid input: expected object, received null');
-    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'] }], drive: [] }, '(top level): Unrecognized key: "drive"');
+    expectConfigError(
+      { drives: [{ name: 'a', sinks: ['mem:'] }], drive: [] },
+      "(top level): unknown key 'drive'; known keys here: listen, tls, token-file, allow-plaintext, runtime-dir, catalog-dir, drives, metrics",
+    );
     expectConfigError(
       { drives: [{ name: 'a b', sinks: ['mem:'], window: '12Q', autoload: 'yes', extra: 1 }] },
       [
         'drives[0].name: letters, digits, ".", "_" and "-" only',
         "drives[0].window: invalid size '12Q': expected a number with an optional K, M, G or T suffix",
         'drives[0].autoload: Invalid input: expected boolean, received string',
-        'drives[0]: Unrecognized key: "extra"',
+        "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, stall-timeout, autoload, fuse, cuse, device-mode, device-group, manifests",
       ].join('\n'),
     );
+  });
+
+  it('metrics: off unless given; HOST:PORT, or a port on the loopback', () => {
+    const metrics = (value: unknown) => validateConfig({ drives: [{ name: 'a', sinks: ['mem:'] }], metrics: value }).metrics;
+    expect(validateConfig({ drives: [{ name: 'a', sinks: ['mem:'] }] }).metrics).toBeUndefined();
+    expect(metrics(9464)).toBe('127.0.0.1:9464');
+    expect(metrics('9464')).toBe('127.0.0.1:9464');
+    expect(metrics('0.0.0.0:9100')).toBe('0.0.0.0:9100');
+    expect(metrics('[::1]:9464')).toBe('[::1]:9464');
+    expect(metrics('backup-host.example:9464')).toBe('backup-host.example:9464');
+    for (const bad of ['http://x:9464', '127.0.0.1:', '127.0.0.1:99999', 'lots', -1]) {
+      expectConfigError(
+        { drives: [{ name: 'a', sinks: ['mem:'] }], metrics: bad },
+        `metrics: expected HOST:PORT or PORT, such as 127.0.0.1:9464, not '${bad}'`,
+      );
+    }
   });
 
   it('min-copies is a whole number from 1 to the number of sinks', () => {
@@ -235,7 +257,7 @@ describe('validateConfig', () => {
       { drives: [{ name: 'a', sinks: ['mem:'] }, { name: 'b', sinks: ['mem:', 'file:/a.tap?capacity=1G&early-warning=1G'] }] },
       "drives[1].sinks[1]: sink 'file:/a.tap?capacity=1G&early-warning=1G': early-warning must be smaller than capacity",
     );
-    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:', 'nfs:/x'] }] }, "drives[0].sinks[1]: sink 'nfs:/x': unknown sink type 'nfs'; known types: file, nst, mem");
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:', 'nfs:/x'] }] }, "drives[0].sinks[1]: sink 'nfs:/x': unknown sink type 'nfs'; known types: file, nst, mem, rmt, grpc");
   });
 });
 
@@ -268,10 +290,11 @@ describe('loadConfigFile', () => {
           maxRecord: 256 * K,
           window: 16 * M,
           minCopies: 2,
+      stallTimeoutMs: 120_000,
           autoload: true,
           ...NO_DEVICE,
         },
-        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, autoload: false, ...NO_DEVICE },
+        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: false, ...NO_DEVICE },
       ],
     });
   });
@@ -297,6 +320,27 @@ describe('loadConfigFile', () => {
     const err = await loadConfigFile(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toBe(`${file}: drives[1].name: drive 'a' is defined twice`);
+  });
+});
+
+describe('checkConfigPaths', () => {
+  const check = (drive: object) => () => checkConfigPaths(validateConfig({ drives: [{ name: 'a', ...drive }] }));
+
+  it("accepts sinks whose directories and devices exist", async () => {
+    expect(check({ sinks: [`file:${tmp.path}/a-%v.tap?capacity=1G`, 'mem:', 'nst:/dev/null'], fuse: `${tmp.path}/pnst0` })).not.toThrow();
+  });
+
+  it("names the sink whose images' directory or device is missing, or of the wrong kind", async () => {
+    await writeFile(path.join(tmp.path, 'plain'), '');
+    expect(check({ sinks: ['mem:', `file:${tmp.path}/nope/a-%v.tap`] })).toThrow(
+      new ConfigError(`drives[0].sinks[1]: sink 'file:${tmp.path}/nope/a-%v.tap': the images' directory ${tmp.path}/nope does not exist`),
+    );
+    expect(check({ sinks: [`file:${tmp.path}/plain/a.tap`] })).toThrow(
+      `drives[0].sinks[0]: sink 'file:${tmp.path}/plain/a.tap': the images' directory ${tmp.path}/plain is not a directory`,
+    );
+    expect(check({ sinks: ['nst:/dev/nst97'] })).toThrow("drives[0].sinks[0]: sink 'nst:/dev/nst97': the tape device /dev/nst97 does not exist");
+    expect(check({ sinks: [`nst:/dev/shm`] })).toThrow("drives[0].sinks[0]: sink 'nst:/dev/shm': the tape device /dev/shm is not a character device");
+    expect(check({ sinks: ['mem:'], fuse: `${tmp.path}/nope/pnst0` })).toThrow(`drives[0].fuse: the FUSE file's directory ${tmp.path}/nope does not exist`);
   });
 });
 

@@ -59,7 +59,8 @@ describe('the YAML map form', () => {
     expect((await loadConfigFile(file)).drives[0]!.sinks[1]).toBe(`encrypt:keyfile=${key}|file:/srv/b-%v.tap`);
 
     const bad = (sinks: unknown[]) => () => validateConfig({ drives: [{ name: 'p', sinks }] });
-    expect(bad([{ encrypt: { key: 'x' }, sink: 'mem:' }])).toThrow(new ConfigError('drives[0].sinks[0].encrypt: Unrecognized key: "key"'));
+    expect(bad([{ encrypt: { key: 'x' }, sink: 'mem:' }])).toThrow(new ConfigError("drives[0].sinks[0].encrypt: unknown key 'key'; known keys here: keyfile, keyenv"));
+    expect(bad([{ encrypt: { keyenv: 'HOME' }, sink: 'mem:', wrap: 1 }])).toThrow(new ConfigError("drives[0].sinks[0]: unknown key 'wrap'; known keys here: encrypt, sink"));
     expect(bad([{ encrypt: {}, sink: 'mem:' }])).toThrow("drives[0].sinks[0]: sink 'encrypt:|mem:': encrypt: needs one of keyfile=PATH or keyenv=NAME");
     expect(bad([{ encrypt: { keyfile: `${tmp.path}/none` }, sink: 'mem:' }])).toThrow(/drives\[0\]\.sinks\[0\]: .*cannot read key file .*none: ENOENT/);
   });

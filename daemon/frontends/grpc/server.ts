@@ -1,52 +1,97 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { type DriveInfo, TapeProxyService, type TapeProxyServer } from '../../../generated/tapeproxy.js';
+import type { DriveInfo, TapeProxyServer } from '../../../generated/tapeproxy.js';
 import type { PseudoDrive } from '../../drive/pseudo-drive.js';
+import { copyState } from '../../events/copy-state.js';
+import type { EventBus } from '../../events/events.js';
+import type { RateMeter } from '../../events/rates.js';
 import type { Mirror } from '../../mirror/mirror.js';
+import { widenReceiveWindows } from './flow-control.js';
+import { DriveHealth } from './health.js';
+import { FastTapeProxyService } from './record-codec.js';
 import { serveSession } from './session.js';
+import { WatchService } from './watch.js';
 
-/** A drive and the mirror of copies behind it. */
+/** A drive and the mirror of copies behind it; `rates` measures how fast the copies are written. */
 export interface ServedDrive {
   drive: PseudoDrive;
   mirror: Mirror;
+  rates?: RateMeter;
 }
 
-export function driveInfo({ drive, mirror }: ServedDrive): DriveInfo {
-  const sinks = mirror.sinks.map((s) => {
-    const { failure, ...status } = s.status();
-    return { ...status, failure: failure ?? '', setAside: mirror.isDropped(s) };
+export function driveInfo({ drive, mirror, rates }: ServedDrive): DriveInfo {
+  const state = drive.state();
+  const copyRates = rates?.rates();
+  const sinks = mirror.sinks.map((s, i) => {
+    const status = mirror.copyStatus(s);
+    const setAside = mirror.isDropped(s);
+    const { rate = 0, average = 0, sessionBytes = 0 } = copyRates?.[i] ?? {};
+    return {
+      ...status,
+      failure: status.failure ?? '',
+      setAside,
+      state: copyState(state, mirror, status, setAside),
+      rate,
+      averageRate: average,
+      sessionBytes,
+    };
   });
-  return { name: drive.name, state: drive.state(), sinks };
+  const session = rates?.sessionTimes ?? { started: 0, ended: 0 };
+  return {
+    name: drive.name,
+    state: { ...state, loading: mirror.loading, earlyWarningZone: mirror.earlyWarningZone() },
+    sinks,
+    sessionStartedMs: session.started,
+    sessionEndedMs: session.ended,
+  };
 }
 
-/** Serves the drives over gRPC on `address` (host:port); resolves with the bound address. */
+/**
+ * How often the server pings a client that went quiet: a client whose link died is noticed within
+ * twice this, its session ends and the drive is free again (for the same client resuming).
+ */
+const KEEPALIVE_MS = 10_000;
+
+/**
+ * Serves the drives over gRPC on `address` (host:port), with the Watch stream of `bus` and the
+ * standard health service, secured as `security` says; resolves with the bound address.
+ */
 export async function startGrpcServer(
   drives: ReadonlyMap<string, ServedDrive>,
   address: string,
   maxMessage: number,
   log: Logger,
-): Promise<{ server: grpc.Server; address: string }> {
+  bus: EventBus,
+  security: { credentials: grpc.ServerCredentials; interceptors: grpc.ServerInterceptor[] },
+): Promise<{ server: grpc.Server; address: string; watch: WatchService; health: DriveHealth }> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessage,
     'grpc.max_send_message_length': maxMessage,
+    'grpc.keepalive_time_ms': KEEPALIVE_MS,
+    'grpc.keepalive_timeout_ms': KEEPALIVE_MS,
+    interceptors: security.interceptors,
   });
   const driveByName = new Map([...drives].map(([name, d]) => [name, d.drive]));
+  const watch = new WatchService(drives, bus);
   const handlers: TapeProxyServer = {
     session: (call) => serveSession(call, driveByName, log),
     listDrives: (_call, callback) => callback(null, { drives: [...drives.values()].map(driveInfo) }),
     driveStatus: (call, callback) => {
       const drive = drives.get(call.request.drive);
       if (!drive) {
-        callback({ code: grpc.status.NOT_FOUND, details: `no drive named '${call.request.drive}'` });
+        callback({ code: grpc.status.NOT_FOUND, details: `no drive named '${call.request.drive}'; drives: ${[...drives.keys()].join(', ')}` });
         return;
       }
       callback(null, driveInfo(drive));
     },
+    watch: (call) => watch.serve(call),
   };
-  server.addService(TapeProxyService, handlers);
+  server.addService(FastTapeProxyService, handlers);
+  const health = new DriveHealth(server, drives, bus);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
+  widenReceiveWindows(server);
   const host = address.slice(0, address.lastIndexOf(':'));
-  return { server, address: `${host}:${port}` };
+  return { server, address: `${host}:${port}`, watch, health };
 }

@@ -33,12 +33,11 @@ export function serveSession(
       const access = ACCESS[req.open.access as keyof typeof ACCESS];
       if (!access) throw tapeError('EINVAL', `unknown access mode ${req.open.access}`);
       handle = await d.open({ access, nonBlocking: req.open.nonBlocking, rewindOnClose: req.open.rewindOnClose });
-      drive = d;
-      log.info({ drive: d.name, access, volume: d.medium.volume }, 'drive opened');
+      drive = d; // the drive tells the log (event 'opened')
       return { done: {} };
     }
     if (!handle || !drive) throw tapeError('EBADF', 'open a drive first');
-    if (req.write) return { written: await handle.write(req.write.data) };
+    if (req.write) return { written: await handle.write(req.write.data, { behind: req.write.behind }) };
     if (req.read) return { data: await handle.read(req.read.maxBytes) };
     if (req.mt) {
       await handle.ioctl(req.mt.op, req.mt.count);
@@ -50,7 +49,6 @@ export function serveSession(
       const h = handle;
       handle = undefined;
       await h.close();
-      log.info({ drive: drive.name, ...drive.state() }, 'drive closed');
       return { done: {} };
     }
     throw tapeError('EINVAL', 'request carries no operation');
@@ -113,10 +111,9 @@ function flagsOf(drive: PseudoDrive | undefined): DriveReply['flags'] {
 
 function errorResult(err: unknown, drive?: PseudoDrive, log?: Logger): Result {
   if (err instanceof TapeError) {
+    // ENOSPC is the drive's event 'logical-eot'; ECANCELED follows an error already logged.
     if (log && err.errno !== Errno.ENOSPC && err.errno !== Errno.ECANCELED) {
       log.warn({ drive: drive?.name, errno: errnoName(err.errno) }, err.message);
-    } else if (log && err.errno === Errno.ENOSPC) {
-      log.info({ drive: drive?.name, volume: drive?.medium.volume }, 'logical end of tape reported to the writer');
     }
     return { error: { errno: err.errno, name: errnoName(err.errno), message: err.message } };
   }

@@ -12,6 +12,8 @@ drives:
     sinks: ['file:$WORK/d0.tap']
 "
 [[ -c /dev/pnst0 ]] || fail "/dev/pnst0 is not a character device after the daemon started"
+# deploy/60-tapeproxy.rules matches SUBSYSTEM=="cuse", KERNEL=="pnst*": the kernel's CUSE class.
+[[ -e /sys/class/cuse/pnst0 ]] || fail "/dev/pnst0 is not in the cuse subsystem (/sys/class/cuse/pnst0), which the udev rule matches"
 note "/dev/pnst0: $(stat -c '%F, mode %a, group %G' /dev/pnst0)"
 
 tgt_start

@@ -56,5 +56,6 @@ tapeproxy image ls --records "$WORK/d0.tap" >"$WORK/image.ls"
 grep -v '^  record' "$WORK/image.ls"
 for i in "${!sizes[@]}"; do
   size=${sizes[i]}
-  expect_eq "$(grep "^file $i:" "$WORK/image.ls")" "file $i: unknown, $per_file records, $((size * per_file)) bytes ($size x$per_file)" "image file $i"
+  # image ls counts tape files from 1
+  expect_eq "$(grep "^file $((i + 1)):" "$WORK/image.ls")" "file $((i + 1)): unknown, $per_file records, $((size * per_file)) bytes ($size x$per_file)" "image file $((i + 1))"
 done

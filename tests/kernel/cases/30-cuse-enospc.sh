@@ -51,8 +51,9 @@ for i in "${!sizes[@]}"; do
 
   note "$size-byte records: what the image holds"
   tapeproxy image ls "$WORK/d$i.tap" | tee "$WORK/image.ls"
-  expect_eq "$(grep '^file 0:' "$WORK/image.ls")" "file 0: unknown, $written records, $((written * size)) bytes ($size x$written)" "image file 0 (dd)"
-  expect_eq "$(grep '^file 1:' "$WORK/image.ls")" "file 1: unknown, $appended records, $((appended * size)) bytes ($size x$appended)" "image file 1 (the writes past early warning)"
+  # image ls counts tape files from 1
+  expect_eq "$(grep '^file 1:' "$WORK/image.ls")" "file 1: unknown, $written records, $((written * size)) bytes ($size x$written)" "image file 1 (dd)"
+  expect_eq "$(grep '^file 2:' "$WORK/image.ls")" "file 2: unknown, $appended records, $((appended * size)) bytes ($size x$appended)" "image file 2 (the writes past early warning)"
   image_bytes=$(stat -c %s "$WORK/d$i.tap")
   ((image_bytes <= 24 * (size + 8))) || fail "the image ($image_bytes bytes) outgrew its capacity"
 done

@@ -236,17 +236,25 @@ tgt_add_tape() {
   echo "$nst"
 }
 
-# tgt_swap_tape LUN IMAGE_FILE: puts another cartridge (a tgtimg image) into the LUN's drive.
-# What works with tgt 1.0.85: take the LUN offline (its medium is then "not present", as after an
-# unload), then point it at the new file with `--op update --params path=FILE`, which closes the old
-# image, opens the new one at its beginning and brings the LUN online again. tgt raises no unit
-# attention for it, so the st driver does not see a new medium by itself; after `mt offline` (which
-# tgt treats as an unload and takes the LUN offline itself) st expects a new medium and
-# the next open or `mt load` finds it.
+# tgt_eject LUN: takes the cartridge out of the LUN's drive (the LUN goes offline: "medium not
+# present"). tgt 1.0.85 does not eject on MTOFFL by itself: after `mt offline` the drive still
+# reports the same cartridge online, so a test that plays the operator ejects with this.
+tgt_eject() {
+  tgtadm --lld iscsi --mode logicalunit --op update --tid 1 --lun "$1" --params online=0 >&2 ||
+    fail "tgtadm could not take LUN $1 offline"
+}
+
+# tgt_insert LUN IMAGE_FILE: puts a cartridge (a tgtimg image) into the LUN's empty drive: `--op
+# update --params path=FILE` opens the new image at its beginning and brings the LUN online. tgt
+# raises no unit attention for it, so st only notices at the next MTLOAD (which readers and the nst:
+# sink issue).
+tgt_insert() {
+  tgtadm --lld iscsi --mode logicalunit --op update --tid 1 --lun "$1" --params "path=$2" >&2 ||
+    fail "tgtadm could not load $2 into LUN $1"
+}
+
+# tgt_swap_tape LUN IMAGE_FILE: a changer's swap, at once: eject, then insert another cartridge.
 tgt_swap_tape() {
-  local lun=$1 image=$2
-  tgtadm --lld iscsi --mode logicalunit --op update --tid 1 --lun "$lun" --params online=0 >&2 ||
-    fail "tgtadm could not take LUN $lun offline"
-  tgtadm --lld iscsi --mode logicalunit --op update --tid 1 --lun "$lun" --params "path=$image" >&2 ||
-    fail "tgtadm could not load $image into LUN $lun"
+  tgt_eject "$1"
+  tgt_insert "$1" "$2"
 }

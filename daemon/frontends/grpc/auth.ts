@@ -1,0 +1,73 @@
+import * as grpc from '@grpc/grpc-js';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+
+/** How the daemon's gRPC port is protected: TLS (optionally asking clients for a certificate), a token. */
+export interface ServerSecurity {
+  tls?: { cert: string; key: string; clientCa?: string };
+  tokenFile?: string;
+}
+
+/**
+ * The server credentials and the interceptors that check a bearer token on every call. Files are
+ * read here, so a missing or unreadable one stops the daemon at start with its name.
+ */
+export async function serverSecurity(security: ServerSecurity): Promise<{ credentials: grpc.ServerCredentials; interceptors: grpc.ServerInterceptor[] }> {
+  const { tls, tokenFile } = security;
+  const credentials = tls
+    ? grpc.ServerCredentials.createSsl(
+        tls.clientCa ? await readSecret(tls.clientCa, 'tls.client-ca') : null,
+        [{ cert_chain: await readSecret(tls.cert, 'tls.cert'), private_key: await readSecret(tls.key, 'tls.key') }],
+        tls.clientCa !== undefined,
+      )
+    : grpc.ServerCredentials.createInsecure();
+  const interceptors = tokenFile ? [tokenInterceptor(await readToken(tokenFile, 'token-file'))] : [];
+  return { credentials, interceptors };
+}
+
+/** A token file: its first line, without surrounding white space; never empty. */
+export async function readToken(path: string, key: string): Promise<string> {
+  const token = (await readSecret(path, key)).toString('utf8').split('\n')[0]!.trim();
+  if (!token) throw new Error(`${key}: ${path} holds no token`);
+  return token;
+}
+
+export async function readSecret(path: string, key: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new Error(`${key}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** The metadata a client sends its token in (`authorization: Bearer TOKEN`). */
+export function tokenMetadata(token: string | undefined): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
+  return metadata;
+}
+
+/** Refuses (UNAUTHENTICATED) every call that does not carry the token. */
+function tokenInterceptor(token: string): grpc.ServerInterceptor {
+  const expected = digest(token);
+  return (_method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, nextMetadata) => {
+            const given = /^Bearer (.+)$/.exec(String(metadata.get('authorization')[0] ?? ''))?.[1];
+            if (given !== undefined && timingSafeEqual(digest(given), expected)) nextMetadata(metadata);
+            else
+              call.sendStatus({
+                code: grpc.status.UNAUTHENTICATED,
+                details: given === undefined ? 'this daemon needs a token (authorization: Bearer ...)' : 'the token is not the one this daemon accepts',
+              });
+          },
+        }),
+    });
+}
+
+/** Digests have the same length whatever was sent, so the comparison takes the same time. */
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}

@@ -1,0 +1,67 @@
+/**
+ * Who may use a drive on this machine: the device (here the FUSE file; a CUSE node gets the same
+ * mode and group) is 0660 group tape, so a local user outside the group is refused and one in it is
+ * let in, by the kernel; the shim's socket is the daemon's alone (0600 root), so nobody can talk to
+ * the drive around the device. Real users, made for the test, run real dd.
+ */
+import { execa } from 'execa';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { useTempDir } from '../support/temp-dir.js';
+
+const OUTSIDER = 'tpx-outsider';
+const OPERATOR = 'tpx-operator';
+const dir = useTempDir('all');
+let daemon: RunningDaemon | undefined;
+let device: string;
+
+beforeAll(async () => {
+  for (const [user, groups] of [[OUTSIDER, []], [OPERATOR, ['-G', 'tape']]] as const) {
+    await execa('userdel', [user], { reject: false });
+    await execa('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', ...groups, user]);
+  }
+  // Other users must be able to reach the device's folder; the test's temp folder is 0700.
+  await execa('chmod', ['0755', dir.path]);
+  device = join(dir.path, 'pnst0');
+  daemon = await startDaemon(['--drive', 'pnst0', '--fuse', device, '--runtime-dir', join(dir.path, 'run'), '--sink', 'mem:']);
+});
+afterAll(async () => {
+  await daemon?.stop();
+  for (const user of [OUTSIDER, OPERATOR]) await execa('userdel', [user], { reject: false });
+});
+
+/** Runs a command as `user` with that user's groups only. */
+function as(user: string, command: string[]) {
+  return execa('setpriv', ['--reuid', user, '--regid', user, '--init-groups', '--', ...command], { reject: false });
+}
+
+it('the device is 0660 group tape: a user outside the group is refused, one in it writes', async () => {
+  const st = await stat(device);
+  expect(st.mode & 0o777).toBe(0o660);
+  const { stdout: group } = await execa('stat', ['-c', '%G', device]);
+  expect(group).toBe('tape');
+
+  const refused = await as(OUTSIDER, ['dd', 'if=/dev/zero', `of=${device}`, 'bs=10240', 'count=1']);
+  expect(refused.exitCode).not.toBe(0);
+  expect(refused.stderr).toMatch(/Permission denied/);
+  const status = await as(OUTSIDER, ['mt', '-f', device, 'status']);
+  expect(status.exitCode).not.toBe(0);
+
+  const allowed = await as(OPERATOR, ['dd', 'if=/dev/zero', `of=${device}`, 'bs=10240', 'count=1']);
+  expect(allowed.exitCode, allowed.stderr).toBe(0);
+});
+
+it("the shim's socket is the daemon's alone: another user cannot connect to it", async () => {
+  const socket = join(dir.path, 'run', 'pnst0.sock');
+  const st = await stat(socket);
+  expect(st.mode & 0o777).toBe(0o600);
+  expect(st.uid).toBe(0);
+  const connect = `require('net').connect(${JSON.stringify(socket)}).on('connect', () => process.exit(0)).on('error', (e) => { console.error(e.code); process.exit(1); })`;
+  for (const user of [OUTSIDER, OPERATOR]) {
+    const r = await as(user, [process.execPath, '-e', connect]);
+    expect(r.exitCode, `${user} connected to the shim's socket`).toBe(1);
+    expect(r.stderr).toMatch(/EACCES/);
+  }
+});

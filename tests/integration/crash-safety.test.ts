@@ -1,0 +1,108 @@
+/**
+ * The daemon killed with SIGKILL in the middle of a backup (power cut of the process): the writer
+ * gets an error instead of hanging, the FUSE device goes away, every image holds whole records up to
+ * where the writing stopped (`tapeproxy image repair` cuts a torn tail), those records are the
+ * writer's, in order, and a restarted daemon serves the drive again. An image whose tail is torn is
+ * refused with the repair command in the message, rather than read as a shorter or garbled tape.
+ */
+import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
+import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { useTempDir } from '../support/temp-dir.js';
+
+const dir = useTempDir();
+let daemon: RunningDaemon | undefined;
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = undefined;
+});
+
+const REC = 64 * 1024;
+
+function driveArgs(device: string): string[] {
+  return ['--drive', 'pnst0', '--fuse', device, '--runtime-dir', join(dir.path, 'run'),
+    '--sink', `file:${dir.path}/a.tap`, '--sink', `file:${dir.path}/b.tap`];
+}
+
+async function waitFor(what: string, test: () => Promise<boolean>, seconds = 30): Promise<void> {
+  for (let i = 0; i < seconds * 20; i++) {
+    if (await test()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const sizeOf = (path: string) => stat(path).then((s) => s.size, () => 0);
+const mounted = async (path: string) => (await execa('mountpoint', ['-q', path], { reject: false })).exitCode === 0;
+
+it('SIGKILL mid-stream: the writer gets an error, the images hold a prefix of its records, a restarted daemon serves again', async () => {
+  const device = join(dir.path, 'pnst0');
+  const input = join(dir.path, 'input');
+  await writeFile(input, randomBytes(256 * REC)); // 16 MiB
+  daemon = await startDaemon(driveArgs(device));
+  // A slow writer, so the kill lands mid-stream: one record every few milliseconds.
+  const writer = execa('sh', ['-c', `for i in $(seq 0 255); do dd if=${input} bs=${REC} skip=$i count=1 status=none; done | dd of=${device} bs=${REC} iflag=fullblock status=none`], { reject: false });
+  await waitFor('a quarter of the stream on both copies', async () => (await sizeOf(join(dir.path, 'b.tap'))) > 64 * REC);
+  process.kill(daemon.pid, 'SIGKILL');
+  daemon = undefined;
+
+  const result = await writer;
+  expect(result.exitCode, 'the writer must see the loss').not.toBe(0);
+  expect(result.stderr).toMatch(/Input\/output error|Transport endpoint is not connected|No such device/);
+  await waitFor('the shim to unmount the device', async () => !(await mounted(device)));
+
+  const written = await readFile(input);
+  for (const copy of ['a.tap', 'b.tap']) {
+    const path = join(dir.path, copy);
+    // A torn tail (a record cut by the kill) is cut back to the last whole record; then it verifies.
+    await cli(['image', 'repair', path, '--in-place']);
+    const verify = await cli(['image', 'verify', path]);
+    expect(verify.exitCode, `${copy}: ${verify.stdout}${verify.stderr}`).toBe(0);
+    const objects = await imageObjects(path);
+    expect(objects.length, copy).toBeGreaterThan(0);
+    objects.forEach((o, i) => {
+      expect(o, `${copy} object ${i}`).not.toBeNull(); // no filemark: nobody closed the drive
+      expect(o!.equals(written.subarray(i * REC, (i + 1) * REC)), `${copy} record ${i} is the writer's record ${i}`).toBe(true);
+    });
+  }
+
+  // Restarted on the same images, the drive serves again: the aborted backup is written anew from
+  // the beginning, over both copies (which the kill may have left at different lengths).
+  daemon = await startDaemon(driveArgs(device));
+  await execa('dd', [`if=${input}`, `of=${device}`, `bs=${REC}`, 'count=4', 'status=none']);
+  await daemon.stop();
+  daemon = undefined;
+  for (const copy of ['a.tap', 'b.tap']) {
+    const objects = await imageObjects(join(dir.path, copy));
+    expect(objects.map((o) => (o ? o.length : 'FM')), copy).toEqual([REC, REC, REC, REC, 'FM']);
+    expect(objects[3]!.equals(written.subarray(3 * REC, 4 * REC))).toBe(true);
+  }
+}, 120_000);
+
+it('an image with a torn tail is refused, naming the repair, and serves again once repaired', async () => {
+  const device = join(dir.path, 'pnst0');
+  const path = join(dir.path, 'a.tap');
+  const args = ['daemon', '--drive', 'pnst0', '--fuse', device, '--runtime-dir', join(dir.path, 'run'), '--sink', `file:${path}`];
+  daemon = await startDaemon(args.slice(1));
+  await execa('dd', ['if=/dev/urandom', `of=${device}`, `bs=${REC}`, 'count=3', 'status=none']);
+  await daemon.stop();
+  daemon = undefined;
+  const whole = await sizeOf(path);
+  await appendFile(path, Buffer.concat([Buffer.from([0x00, 0x00, 0x01, 0x00]), randomBytes(1000)])); // a 64 KiB record, cut
+
+  const refused = await cli([...args, '--listen', '127.0.0.1:0']);
+  expect(refused.exitCode).not.toBe(0);
+  const said = refused.stdout.toString() + refused.stderr;
+  expect(said).toContain(`${path}: the image does not end on a whole object`);
+  expect(said).toContain(`tapeproxy image repair ${path} --in-place`);
+
+  expect((await cli(['image', 'repair', path, '--in-place'])).exitCode).toBe(0);
+  expect(await sizeOf(path)).toBe(whole);
+  daemon = await startDaemon(args.slice(1));
+  await execa('mt', ['-f', device, 'eod']);
+  const status = await cli(['status', 'pnst0', '--server', daemon.address]);
+  expect(status.stdout.toString()).toMatch(/file 1, block -1/);
+}, 60_000);

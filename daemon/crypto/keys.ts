@@ -28,7 +28,7 @@ export class KeyError extends Error {
   }
 }
 
-export const KEY_BYTES = 32;
+const KEY_BYTES = 32;
 export const KEY_ID_BYTES = 8;
 export const SCRYPT_SALT_BYTES = 16;
 
@@ -37,7 +37,7 @@ const NEW_SCRYPT = { log2n: 17, r: 8, p: 1 };
 /** Most memory a header may make scrypt use (128 * N * r bytes): bounds what a crafted header costs. */
 const SCRYPT_MAX_MEMORY = 512 * 2 ** 20;
 
-export function keyIdOf(key: Buffer): Buffer {
+function keyIdOf(key: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'tapeproxy key id v1', KEY_ID_BYTES));
 }
 

@@ -14,8 +14,8 @@ import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
  * 2^-35, inside NIST SP 800-38D's 2^-32. A counter would repeat when a volume is overwritten from
  * the middle, which tapes are.
  */
-export const NONCE_BYTES = 12;
-export const TAG_BYTES = 16;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
 /** How much longer an encrypted record is than the record. */
 export const RECORD_OVERHEAD = NONCE_BYTES + TAG_BYTES;
 const AAD_BYTES = 28;

@@ -15,8 +15,8 @@ import { type Kdf, KEY_ID_BYTES, type MasterKey, SCRYPT_SALT_BYTES } from './key
  * A fresh volume salt per volume means each volume has its own record key, so random 96-bit nonces
  * stay far inside GCM's limits however many volumes share the master key (see record-cipher.ts).
  */
-export const HEADER_MAGIC = Buffer.from('TPXCRYPT', 'latin1');
-export const HEADER_VERSION = 1;
+const HEADER_MAGIC = Buffer.from('TPXCRYPT', 'latin1');
+const HEADER_VERSION = 1;
 export const HEADER_BYTES = 89;
 const TAG_AT = 73;
 const VOLUME_SALT_BYTES = 32;

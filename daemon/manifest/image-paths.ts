@@ -17,7 +17,7 @@ export function manifestPath(template: string, volume: number): string {
 }
 
 /** Replaces `path` whole or not at all: a temporary file, synced, renamed over it. */
-export async function writeAtomically(path: string, text: string): Promise<void> {
+async function writeAtomically(path: string, text: string): Promise<void> {
   const temporary = `${path}.tmp-${process.pid}`;
   const fh = await open(temporary, 'w', 0o644);
   try {

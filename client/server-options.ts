@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { readSecret, readToken } from '../daemon/frontends/grpc/auth.js';
+import { clientCredentials, readToken } from '../daemon/frontends/grpc/auth.js';
 import type { GlobalArgs } from './cli-error.js';
 import { DEFAULT_SERVER } from './drive-session.js';
 
@@ -30,14 +30,8 @@ export interface ClientSecurity {
 /** Reads the TLS and token files the options name. */
 export async function clientSecurity(args: GlobalArgs): Promise<ClientSecurity> {
   if (!args.cert !== !args.key) throw new Error('--cert and --key go together');
-  const tls = args.tls || args.ca || args.cert;
-  const credentials = tls
-    ? grpc.credentials.createSsl(
-        args.ca ? await readSecret(args.ca, '--ca') : null,
-        args.key ? await readSecret(args.key, '--key') : null,
-        args.cert ? await readSecret(args.cert, '--cert') : null,
-      )
-    : grpc.credentials.createInsecure();
+  const tls = args.tls || args.ca || args.cert ? { ca: args.ca, cert: args.cert, key: args.key } : undefined;
+  const credentials = await clientCredentials(tls, (file) => `--${file}`);
   const token = args['token-file'] ? await readToken(args['token-file'], '--token-file') : undefined;
   return { credentials, interceptors: token === undefined ? [] : [withToken(token)] };
 }

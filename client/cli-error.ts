@@ -9,4 +9,9 @@ export class UsageError extends Error {
 /** Options every command has (set on the top-level parser). */
 export interface GlobalArgs {
   server: string;
+  'token-file'?: string;
+  tls?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
 }

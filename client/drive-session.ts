@@ -4,10 +4,15 @@ import { Errno, TapeError } from '../daemon/drive/tape-error.js';
 
 export const DEFAULT_SERVER = process.env.TAPEPROXY_SERVER ?? '127.0.0.1:7070';
 
-export function connect(server: string): TapeProxyClient {
-  return new TapeProxyClient(server, grpc.credentials.createInsecure(), {
+/** A client of the daemon at `server`: plaintext without a token unless `security` says otherwise. */
+export function connect(
+  server: string,
+  security: { credentials: grpc.ChannelCredentials; interceptors: grpc.Interceptor[] } = { credentials: grpc.credentials.createInsecure(), interceptors: [] },
+): TapeProxyClient {
+  return new TapeProxyClient(server, security.credentials, {
     'grpc.max_receive_message_length': 80 * 2 ** 20,
     'grpc.max_send_message_length': 80 * 2 ** 20,
+    interceptors: security.interceptors,
   });
 }
 

@@ -5,13 +5,14 @@ import { ConfigError } from '../daemon/config/config.js';
 import { TapeError } from '../daemon/drive/tape-error.js';
 import { SinkUriError } from '../daemon/sinks/sink-uri.js';
 import { UsageError } from './cli-error.js';
+import { serverOptions } from './server-options.js';
 import { catalogCommand } from './commands/catalog.js';
 import { configCommand } from './commands/config.js';
 import { daemonCommand } from './commands/daemon.js';
 import { devicesCommand } from './commands/devices.js';
 import { healthCommand } from './commands/health.js';
 import { imageCommand } from './commands/image.js';
-import { mtCommand, serverOption } from './commands/mt.js';
+import { mtCommand } from './commands/mt.js';
 import { readCommand } from './commands/read.js';
 import { rmtCommand } from './commands/rmt.js';
 import { statusCommand } from './commands/status.js';
@@ -28,7 +29,7 @@ try {
   await yargs(hideBin(process.argv))
     .scriptName('tapeproxy')
     .usage('$0 <command>\n\nA pseudo tape drive that behaves like a Linux SCSI tape and mirrors every record to several copies.')
-    .option('server', serverOption)
+    .options(serverOptions)
     .command(daemonCommand)
     .command(statusCommand)
     .command(watchCommand)

@@ -137,7 +137,8 @@ function manifestRecorder(d: DriveConfig, sinks: Sink[], setAside: (sink: Sink) 
 
 /** A kernel-facing device for the drive: its socket, then the shim that serves the device. */
 async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, runtimeDir: string, log: Logger) {
-  const endpoint = new ShimEndpoint(join(runtimeDir, `${d.name}.sock`), drive, log);
+  const window = { records: SHIM_WINDOW, bytes: shimWindowBytes(mirror.earlyWarningZone()) };
+  const endpoint = new ShimEndpoint(join(runtimeDir, `${d.name}.sock`), drive, log, window);
   await endpoint.listen();
   const supervisor = new ShimSupervisor(
     {
@@ -146,8 +147,8 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
       socket: endpoint.path,
       mode: d.deviceMode,
       group: d.deviceGroup,
-      window: SHIM_WINDOW,
-      windowBytes: shimWindowBytes(mirror.earlyWarningZone()),
+      window: window.records,
+      windowBytes: window.bytes,
       maxRecord: d.maxRecord,
     },
     log,

@@ -2,10 +2,10 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
+import { clientSecurity, type ClientSecurity } from '../server-options.js';
 
-interface Args {
+interface Args extends GlobalArgs {
   service: string;
-  server: string;
 }
 
 interface HealthClient extends grpc.Client {
@@ -13,10 +13,12 @@ interface HealthClient extends grpc.Client {
 }
 
 /** A client of the standard grpc.health.v1.Health service, from the definition grpc-health-check ships. */
-export function healthClient(server: string): HealthClient {
+export function healthClient(server: string, security?: ClientSecurity): HealthClient {
   // proto-loader's and grpc-js's ServiceDefinition types differ only in their generics.
   const Client = grpc.makeGenericClientConstructor(healthService as unknown as grpc.ServiceDefinition, 'Health');
-  return new Client(server, grpc.credentials.createInsecure()) as unknown as HealthClient;
+  return new Client(server, security?.credentials ?? grpc.credentials.createInsecure(), {
+    interceptors: security?.interceptors ?? [],
+  }) as unknown as HealthClient;
 }
 
 export const healthCommand = {
@@ -28,7 +30,7 @@ export const healthCommand = {
       .example('$0 health', 'the daemon as a whole')
       .example('$0 health pnst0', 'one drive: NOT_SERVING while a failed copy fails its writer'),
   handler: async (args: Args) => {
-    const client = healthClient(args.server);
+    const client = healthClient(args.server, await clientSecurity(args));
     try {
       const status = await new Promise<string>((resolve, reject) =>
         client.check({ service: args.service }, (err, reply) => (err ? reject(new Error(err.details || err.message)) : resolve(reply!.status))),

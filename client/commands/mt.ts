@@ -1,8 +1,9 @@
+import { clientSecurity } from '../server-options.js';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
 import { MtOp } from '../../daemon/drive/mtio.js';
 import { UsageError } from '../cli-error.js';
-import { connect, DEFAULT_SERVER, DriveSession, type OpenOptions } from '../drive-session.js';
+import { connect, DriveSession, type OpenOptions } from '../drive-session.js';
 import { formatMtStatus } from '../mt-status.js';
 
 type Access = OpenOptions['access'];
@@ -75,7 +76,7 @@ export const mtCommand = {
     if (NEEDS_COUNT.has(name) && args.count === undefined) throw new UsageError(`mt ${name} needs a count`);
     if (args.count !== undefined && !Number.isSafeInteger(args.count)) throw new UsageError(`count must be an integer`);
     const count = args.count ?? 1;
-    const session = await DriveSession.open(connect(args.server), args.drive, cmd);
+    const session = await DriveSession.open(connect(args.server, await clientSecurity(args)), args.drive, cmd);
     try {
       if (cmd.op === 'status') console.log(formatMtStatus(await session.status()));
       else if (cmd.op === 'tell') console.log(`At block ${await session.position()}.`);
@@ -99,4 +100,3 @@ function resolveCommand(given: string): string {
   );
 }
 
-export const serverOption = { type: 'string', default: DEFAULT_SERVER, describe: 'daemon gRPC address (env TAPEPROXY_SERVER)' } as const;

@@ -1,3 +1,4 @@
+import { clientSecurity } from '../server-options.js';
 import { once } from 'node:events';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
@@ -31,7 +32,7 @@ export const readCommand = {
       .example('$0 mt pnst0 rewind && $0 read pnst0 --multi-volume > all.bin', 'a file that spans volumes'),
   handler: async (args: Args) => {
     const maxBytes = parseSize(args['max-record']);
-    const client = connect(args.server);
+    const client = connect(args.server, await clientSecurity(args));
     let session = await DriveSession.open(client, args.drive, { access: 'read' });
     try {
       for (;;) {

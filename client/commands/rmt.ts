@@ -1,3 +1,4 @@
+import { clientSecurity } from '../server-options.js';
 import { once } from 'node:events';
 import type { Argv } from 'yargs';
 import { MAX_RECORD_LIMIT } from '../../daemon/config/config.js';
@@ -19,7 +20,7 @@ export const rmtCommand = {
       .example("tar -c -M -b 64 --rsh-command=$(pwd)/client/tapeproxy-rsh -f host:/dev/pnst0 dir", 'tar to drive pnst0 through rmt')
       .example('command="tapeproxy rmt --drive pnst0" ssh-ed25519 AAAA...', 'an ssh forced command in authorized_keys'),
   handler: async (args: Args) => {
-    const client = connect(args.server);
+    const client = connect(args.server, await clientSecurity(args));
     const server = new RmtServer({
       drive: args.drive ?? process.env.TAPEPROXY_DRIVE,
       maxRecord: MAX_RECORD_LIMIT,

@@ -1,3 +1,4 @@
+import { clientSecurity } from '../server-options.js';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
 import { formatSize } from '../../daemon/config/size.js';
@@ -20,7 +21,7 @@ export const statusCommand = {
       .example('$0 status', 'all drives')
       .example('$0 status pnst0 --json', 'one drive, machine-readable'),
   handler: async (args: Args) => {
-    const client = connect(args.server);
+    const client = connect(args.server, await clientSecurity(args));
     const drives: DriveInfo[] = args.drive
       ? [await unary<DriveInfo>((cb) => client.driveStatus({ drive: args.drive! }, cb))]
       : (await unary<{ drives: DriveInfo[] }>((cb) => client.listDrives({}, cb))).drives;

@@ -1,3 +1,4 @@
+import { clientSecurity } from '../server-options.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
@@ -35,7 +36,7 @@ export const watchCommand = {
       throw new UsageError(`--count: a whole number of snapshots, at least 1, not ${args.count}`);
     }
     const intervalMs = Math.round(args.interval * 1000);
-    const call = connect(args.server).watch({ drive: args.drive ?? '', intervalMs });
+    const call = connect(args.server, await clientSecurity(args)).watch({ drive: args.drive ?? '', intervalMs });
     let quitting = false;
     const quit = () => {
       quitting = true;

@@ -1,3 +1,4 @@
+import { clientSecurity } from '../server-options.js';
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
 import { parseSize } from '../../daemon/config/size.js';
@@ -27,7 +28,7 @@ export const writeCommand = {
       .example('$0 write pnst0 --record-size 256K --multi-volume < big.img', 'continue on the next volume at EOT'),
   handler: async (args: Args) => {
     const recordSize = parseSize(args['record-size']);
-    const client = connect(args.server);
+    const client = connect(args.server, await clientSecurity(args));
     let session = await DriveSession.open(client, args.drive, { access: 'write' });
     const firstVolume = session.lastFlags?.volume ?? 1;
     let records = 0;

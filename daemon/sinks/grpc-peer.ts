@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SessionLost } from '../../client/drive-session.js';
 import type { DriveInfo, TapeProxyClient } from '../../generated/tapeproxy.js';
 import { TapeError } from '../drive/tape-error.js';
-import { readSecret, readToken, tokenMetadata } from '../frontends/grpc/auth.js';
+import { clientCredentials, readToken, tokenMetadata } from '../frontends/grpc/auth.js';
 import { FastTapeProxyClient } from '../frontends/grpc/record-codec.js';
 
 /** How to reach a remote tapeproxy daemon. */
@@ -27,14 +27,7 @@ const MAX_MESSAGE = 80 * 2 ** 20;
 
 /** Opens a channel (no connection yet: the first call makes it). Reads the TLS and token files now. */
 export async function connectPeer(options: PeerOptions): Promise<Peer> {
-  const { tls } = options;
-  const credentials = tls
-    ? grpc.credentials.createSsl(
-        tls.ca ? await readSecret(tls.ca, 'ca') : null,
-        tls.key ? await readSecret(tls.key, 'key') : null,
-        tls.cert ? await readSecret(tls.cert, 'cert') : null,
-      )
-    : grpc.credentials.createInsecure();
+  const credentials = await clientCredentials(options.tls, (file) => file);
   const token = options.tokenFile ? await readToken(options.tokenFile, 'token-file') : undefined;
   const client = new FastTapeProxyClient(options.address, credentials, {
     'grpc.max_receive_message_length': MAX_MESSAGE,

@@ -2,13 +2,15 @@
  * Who may use a drive on this machine: the device (here the FUSE file; a CUSE node gets the same
  * mode and group) is 0660 group tape, so a local user outside the group is refused and one in it is
  * let in, by the kernel; the shim's socket is the daemon's alone (0600 root), so nobody can talk to
- * the drive around the device. Real users, made for the test, run real dd.
+ * the drive around the device; and the gRPC port, which any local user can reach, asks for a token
+ * kept in a file only group tape can read. Real users, made for the test, run real dd and tapeproxy.
  */
 import { execa } from 'execa';
-import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const OUTSIDER = 'tpx-outsider';
@@ -16,6 +18,7 @@ const OPERATOR = 'tpx-operator';
 const dir = useTempDir('all');
 let daemon: RunningDaemon | undefined;
 let device: string;
+let token: string;
 
 beforeAll(async () => {
   for (const [user, groups] of [[OUTSIDER, []], [OPERATOR, ['-G', 'tape']]] as const) {
@@ -25,7 +28,10 @@ beforeAll(async () => {
   // Other users must be able to reach the device's folder; the test's temp folder is 0700.
   await execa('chmod', ['0755', dir.path]);
   device = join(dir.path, 'pnst0');
-  daemon = await startDaemon(['--drive', 'pnst0', '--fuse', device, '--runtime-dir', join(dir.path, 'run'), '--sink', 'mem:']);
+  token = join(dir.path, 'token');
+  await writeFile(token, `${randomBytes(24).toString('hex')}\n`, { mode: 0o640 });
+  await execa('chgrp', ['tape', token]);
+  daemon = await startDaemon(['--drive', 'pnst0', '--fuse', device, '--runtime-dir', join(dir.path, 'run'), '--sink', 'mem:', '--token-file', token]);
 });
 afterAll(async () => {
   await daemon?.stop();
@@ -64,4 +70,23 @@ it("the shim's socket is the daemon's alone: another user cannot connect to it",
     expect(r.exitCode, `${user} connected to the shim's socket`).toBe(1);
     expect(r.stderr).toMatch(/EACCES/);
   }
+});
+
+it('gRPC asks for the token, which only group tape can read: the outsider is refused, the operator is served', async () => {
+  const status = (user: string, ...extra: string[]) => as(user, [process.execPath, CLI, 'status', 'pnst0', '--server', daemon!.address, ...extra]);
+  const bare = await status(OUTSIDER);
+  expect(bare.exitCode).toBe(1);
+  expect(bare.stderr).toMatch(/UNAUTHENTICATED|token/i);
+  const unreadable = await status(OUTSIDER, '--token-file', token);
+  expect(unreadable.exitCode).toBe(1);
+  expect(unreadable.stderr).toContain(`--token-file: cannot read ${token}: EACCES`);
+  const served = await status(OPERATOR, '--token-file', token);
+  expect(served.exitCode, served.stderr).toBe(0);
+  expect(served.stdout).toMatch(/^pnst0: volume 1/);
+  // The same through the environment, as tapeproxy-rsh's rmt sessions get it.
+  const viaEnv = await execa('setpriv', ['--reuid', OPERATOR, '--regid', OPERATOR, '--init-groups', '--', process.execPath, CLI, 'status', '--server', daemon!.address], {
+    env: { TAPEPROXY_TOKEN_FILE: token },
+    reject: false,
+  });
+  expect(viaEnv.exitCode, viaEnv.stderr).toBe(0);
 });

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { cli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
+import { isMountPoint, waitFor } from '../support/wait.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
 const dir = useTempDir();
@@ -25,7 +26,7 @@ beforeEach(async () => {
   await mkdir(join(dir.path, 'hung'));
   // -f: bindfs stays in the foreground, so its pid is the FUSE server to freeze.
   storage = execa('bindfs', ['-f', join(dir.path, 'backing'), join(dir.path, 'hung')], { reject: false });
-  await waitForMount(join(dir.path, 'hung'));
+  await waitFor('bindfs to mount', () => isMountPoint(join(dir.path, 'hung')), 5);
 });
 afterEach(async () => {
   storage?.kill('SIGCONT');
@@ -37,13 +38,6 @@ afterEach(async () => {
   storage = undefined;
 });
 
-async function waitForMount(path: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await execa('mountpoint', ['-q', path], { reject: false })).exitCode === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`bindfs did not mount ${path}`);
-}
 
 /** Drive pnst0 with a good copy and one on the bindfs mount, whose server is then frozen. */
 async function driveWithFrozenCopy(extra: string[]): Promise<string> {

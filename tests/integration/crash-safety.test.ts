@@ -7,11 +7,12 @@
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
+import { isMountPoint, sizeOf, waitFor } from '../support/wait.js';
 
 const dir = useTempDir();
 let daemon: RunningDaemon | undefined;
@@ -27,16 +28,6 @@ function driveArgs(device: string): string[] {
     '--sink', `file:${dir.path}/a.tap`, '--sink', `file:${dir.path}/b.tap`];
 }
 
-async function waitFor(what: string, test: () => Promise<boolean>, seconds = 30): Promise<void> {
-  for (let i = 0; i < seconds * 20; i++) {
-    if (await test()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const sizeOf = (path: string) => stat(path).then((s) => s.size, () => 0);
-const mounted = async (path: string) => (await execa('mountpoint', ['-q', path], { reject: false })).exitCode === 0;
 
 it('SIGKILL mid-stream: the writer gets an error, the images hold a prefix of its records, a restarted daemon serves again', async () => {
   const device = join(dir.path, 'pnst0');
@@ -52,7 +43,7 @@ it('SIGKILL mid-stream: the writer gets an error, the images hold a prefix of it
   const result = await writer;
   expect(result.exitCode, 'the writer must see the loss').not.toBe(0);
   expect(result.stderr).toMatch(/Input\/output error|Transport endpoint is not connected|No such device/);
-  await waitFor('the shim to unmount the device', async () => !(await mounted(device)));
+  await waitFor('the shim to unmount the device', async () => !(await isMountPoint(device)));
 
   const written = await readFile(input);
   for (const copy of ['a.tap', 'b.tap']) {

@@ -6,11 +6,12 @@
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
+import { sizeOf, waitFor } from '../support/wait.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
 const dir = useTempDir();
@@ -35,13 +36,6 @@ async function statusOf(drive: string) {
   };
 }
 
-async function waitFor(what: string, test: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (await test()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 it('shim SIGKILL mid-stream: the writer gets an error; both copies hold the same prefix and a filemark; a new shim serves the next backup', async () => {
   const device = await fuseDrive('pnst0', [`file:${dir.path}/a.tap`, `file:${dir.path}/b.tap`]);
@@ -49,7 +43,7 @@ it('shim SIGKILL mid-stream: the writer gets an error; both copies hold the same
   await writeFile(input, randomBytes(256 * REC));
   const writer = execa('sh', ['-c', `for i in $(seq 0 255); do dd if=${input} bs=${REC} skip=$i count=1 status=none; done | dd of=${device} bs=${REC} iflag=fullblock status=none`], { reject: false });
   const shimPid = async () => Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${device}`])).stdout.split('\n')[0]);
-  await waitFor('records on the copies', async () => (await stat(join(dir.path, 'b.tap')).then((s) => s.size, () => 0)) > 32 * REC);
+  await waitFor('records on the copies', async () => (await sizeOf(join(dir.path, 'b.tap'))) > 32 * REC);
   const first = await shimPid();
   process.kill(first, 'SIGKILL');
 

@@ -64,7 +64,7 @@ class FakeShim {
 
 async function setup(copies: CopySpec[] = [{}]) {
   const { drive, sinks } = await memoryDrive(copies);
-  const endpoint = new ShimEndpoint(join(dir.path, 'pnst0.sock'), drive, log);
+  const endpoint = new ShimEndpoint(join(dir.path, 'pnst0.sock'), drive, log, { records: 32, bytes: 32 * 2 ** 20 });
   await endpoint.listen();
   endpoints.push(endpoint);
   const shim = await open(endpoint.path);

@@ -40,6 +40,20 @@ export async function readSecret(path: string, key: string): Promise<Buffer> {
   }
 }
 
+/**
+ * A client's channel credentials: TLS from PEM files (the CA that signed the daemon's certificate,
+ * else the system's; a client certificate and its key), or plaintext without `tls`. `name` says how
+ * the user calls each file, for errors.
+ */
+export async function clientCredentials(
+  tls: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined,
+  name: (file: 'ca' | 'cert' | 'key') => string,
+): Promise<grpc.ChannelCredentials> {
+  if (!tls) return grpc.credentials.createInsecure();
+  const read = (file: 'ca' | 'cert' | 'key') => (tls[file] ? readSecret(tls[file], name(file)) : null);
+  return grpc.credentials.createSsl(await read('ca'), await read('key'), await read('cert'));
+}
+
 /** The metadata a client sends its token in (`authorization: Bearer TOKEN`). */
 export function tokenMetadata(token: string | undefined): grpc.Metadata {
   const metadata = new grpc.Metadata();

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { PseudoDrive } from '../../drive/pseudo-drive.js';
-import { serveShimConnection } from './shim-connection.js';
+import { serveShimConnection, type ShimWindow } from './shim-connection.js';
 
 /**
  * The Unix socket a drive's shim connects to. One shim at a time: a second connection is refused
@@ -18,6 +18,7 @@ export class ShimEndpoint {
     readonly path: string,
     private readonly drive: PseudoDrive,
     private readonly log: Logger,
+    private readonly window: ShimWindow,
   ) {}
 
   async listen(): Promise<void> {
@@ -52,7 +53,7 @@ export class ShimEndpoint {
     }
     this.active = socket;
     this.connectedWaiters.splice(0).forEach((wake) => wake());
-    void serveShimConnection(socket, this.drive, this.log).then(() => {
+    void serveShimConnection(socket, this.drive, this.log, this.window).then(() => {
       if (this.active === socket) this.active = undefined;
     });
   }

@@ -15,6 +15,10 @@ import fc from 'fast-check';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pino, type Logger } from 'pino';
+import { expect } from 'vitest';
+import { MtOp } from '../../daemon/drive/mtio.js';
+import type { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 
 export const CORPUS_ROOT = join(dirname(fileURLToPath(import.meta.url)), 'corpus');
 
@@ -107,6 +111,18 @@ export const edgeInt = fc.oneof(
   fc.integer(),
 );
 
+/** A 32-bit signed integer, often at an edge. */
+export const int32 = fc.oneof(
+  edgeInt.filter((n) => n >= -(2 ** 31) && n < 2 ** 31),
+  fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+);
+
+/** An MTIOCTOP: st's operations (and numbers that are none) with any count. */
+export const mtOperation = fc.record({
+  op: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...Object.values(MtOp)) }, fc.integer({ min: -(2 ** 15), max: 2 ** 15 - 1 })),
+  count: int32,
+});
+
 /** An async stream of chunks, as a socket or stdin delivers them; counts the bytes taken from it. */
 export function chunkStream(chunks: Iterable<Buffer>): AsyncIterable<Buffer> & { pulled: number } {
   const stream = {
@@ -119,4 +135,40 @@ export function chunkStream(chunks: Iterable<Buffer>): AsyncIterable<Buffer> & {
     },
   };
   return stream;
+}
+
+/**
+ * The drive is not wedged: a new writer rewinds, writes a record and closes (a filemark), and a
+ * reader finds the record and the filemark, whatever state the fuzzed session left.
+ */
+export async function expectDriveWorks(drive: PseudoDrive): Promise<void> {
+  const record = Buffer.from('the drive still works');
+  const writer = await drive.open({ access: 'read-write' });
+  await writer.ioctl(MtOp.MTSETBLK, 0);
+  await writer.ioctl(MtOp.MTREW, 1);
+  expect(await writer.write(record)).toBe(record.length);
+  await writer.close();
+  const reader = await drive.open({ access: 'read' });
+  await reader.ioctl(MtOp.MTREW, 1);
+  expect(await reader.read(1024)).toEqual(record);
+  expect((await reader.read(1024)).length).toBe(0);
+  await reader.close();
+}
+
+/** A pino logger that keeps what it logs, to find failures that were not a TapeError. */
+export function recordingLog(): { log: Logger; errors: () => string[] } {
+  const entries: { level: number; msg: string; err?: unknown }[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void entries.push(JSON.parse(line) as (typeof entries)[number]) });
+  return { log, errors: () => entries.filter((e) => e.level >= 50).map((e) => `${e.msg}: ${JSON.stringify(e.err)}`) };
+}
+
+/** `promise`, or a failure naming `what` after `ms` (a hang becomes a counterexample, not a timeout). */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

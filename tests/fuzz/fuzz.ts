@@ -29,6 +29,8 @@ const runs = env.TAPEPROXY_FUZZ_RUNS === undefined ? undefined : Number(env.TAPE
 const CI_SEED = 20261105;
 const seed = env.TAPEPROXY_FUZZ_SEED !== undefined ? Number(env.TAPEPROXY_FUZZ_SEED) : seconds > 0 ? (Date.now() ^ (Math.random() * 2 ** 31)) | 0 : CI_SEED;
 export const LONG_RUN = seconds > 0;
+/** A long run's seconds per property (or per C target). */
+export const FUZZ_SECONDS = seconds;
 
 /** The vitest timeout for one property: its time limit and room for the slowest single run. */
 export const FUZZ_TIMEOUT = LONG_RUN ? seconds * 1000 + 60_000 : 60_000;

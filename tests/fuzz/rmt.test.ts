@@ -8,12 +8,14 @@
  * (replies and tape); the reader holds at most one argument line (4 KiB) or one record beyond what
  * it has answered; the drive is closed when the session ends.
  */
+import { execa } from 'execa';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RmtServer, type TapeDevice } from '../../daemon/frontends/rmt/rmt-server.js';
 import type { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
+import { CLI } from '../support/daemon.js';
 import { memoryDrive } from '../support/memory-drive.js';
-import { chunkStream, corpus, cutPoints, edgeInt, fuzz, FUZZ_TIMEOUT, split } from './fuzz.js';
+import { chunkStream, corpus, cutPoints, edgeInt, fuzz, FUZZ_TIMEOUT, split, within } from './fuzz.js';
 
 /** The server's largest record: small, so records over it are cheap to make. */
 const MAX_RECORD = 8192;
@@ -195,5 +197,33 @@ describe('rmt server under hostile input', () => {
       },
       40,
     );
+  });
+});
+
+describe('tapeproxy rmt (stdin and stdout) under hostile input', () => {
+  it.each([
+    ['an endless argument line', 'O' + 'x'.repeat(5000), true, /^E22\nrmt: argument line longer than 4096 bytes\n$/],
+    ['a W larger than any record', 'W99999999\n', true, /^E22\nrmt: W99999999: larger than the drive's largest record/],
+    ['an unknown command', '\x00\n', true, /^E22\nrmt: unknown command '\\x00'\n$/],
+    ['an unknown command, then silence', 'X\n', false, /^E22\nrmt: unknown command 'X'\n$/],
+  ])('%s: answers E22 and exits with the client still there, having read a bounded amount', async (_what, head, sending, reply) => {
+    // No daemon: none of these gets as far as opening a drive.
+    const proc = execa('node', [CLI, 'rmt', '--server', '127.0.0.1:1'], { reject: false, stdin: 'pipe', encoding: 'buffer', stripFinalNewline: false });
+    let exited = false;
+    void proc.finally(() => (exited = true));
+    proc.stdin!.on('error', () => {}); // EPIPE once it has gone
+    // Up to 4 MiB more while it runs; then the client keeps its end open and sends nothing.
+    let written = 0;
+    const chunk = Buffer.alloc(64 * 1024, 0x78);
+    proc.stdin!.write(head);
+    while (sending && !exited && written < 4 << 20) {
+      written += chunk.length;
+      if (!proc.stdin!.write(chunk)) await Promise.race([new Promise((r) => proc.stdin!.once('drain', r)), proc]);
+    }
+    const r = await within(5000, 'tapeproxy rmt exiting', proc);
+    expect(r.exitCode).toBe(0);
+    expect(Buffer.from(r.stdout).toString('latin1')).toMatch(reply);
+    // It stopped reading at the bad request: what it took is pipe and stream buffers, not the input.
+    expect(written).toBeLessThan(4 << 20);
   });
 });

@@ -40,6 +40,8 @@ export interface FuzzTarget<T> {
   corpus: string;
   /** The bytes a failing input is saved as (replayed from the corpus by the target's own test). */
   save?: (input: T) => Buffer;
+  /** The saved file's extension: `bin` unless the target's corpus is text. */
+  ext?: string;
 }
 
 /**
@@ -67,7 +69,7 @@ export async function fuzz<T>(target: FuzzTarget<T>, arbitrary: fc.Arbitrary<T>,
   if (LONG_RUN && target.save) {
     const dir = join(CORPUS_ROOT, target.corpus);
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `found-${seed >>> 0}-${Date.now()}.bin`);
+    const file = join(dir, `found-${seed >>> 0}-${Date.now()}.${target.ext ?? 'bin'}`);
     writeFileSync(file, target.save(example));
     saved = `\nthe input is saved as ${file}`;
   }

@@ -172,7 +172,7 @@ describe('gRPC front end under hostile input', () => {
   });
 
   it('a Session answers every request once, in order, with its result or an errno; the drive works after', { timeout: FUZZ_TIMEOUT }, async () => {
-    await fuzz({ corpus: 'grpc', save: sessionToJson }, session, (s) => withDaemon(({ client }) => checkSession(s, client)), 300);
+    await fuzz({ corpus: 'grpc', save: sessionToJson, ext: 'json' }, session, (s) => withDaemon(({ client }) => checkSession(s, client)), 600);
   });
 
   it('bytes that are not a DriveRequest end the stream with a status; the daemon serves the next session', { timeout: FUZZ_TIMEOUT }, async () => {
@@ -195,7 +195,7 @@ describe('gRPC front end under hostile input', () => {
           expect(await fd.write(Buffer.from('after raw bytes'))).toBe(15);
           await fd.close();
         }),
-      100,
+      200,
     );
   });
 
@@ -220,7 +220,7 @@ describe('gRPC front end under hostile input', () => {
           expect(first).toBe(a.watch === '' || a.watch === DRIVE ? 'snapshot' : 'not found');
           watch.cancel();
         }),
-      40,
+      100,
     );
   });
 });

@@ -118,12 +118,12 @@ describe('FrameDecoder under hostile input', () => {
         expect(out).toEqual(frames);
         expect(decoder.buffered).toBe(0);
       },
-      300,
+      1000,
     );
   });
 
   it('any bytes, cut anywhere: the frames the spec reads, then a FrameError at a bad header or a held remainder', { timeout: FUZZ_TIMEOUT }, async () => {
-    await fuzz({ corpus: 'shim-frames', save: bytesOf }, stream, (s) => decodeChunks(bytesOf(s), split(bytesOf(s), s.points)), 300);
+    await fuzz({ corpus: 'shim-frames', save: bytesOf }, stream, (s) => decodeChunks(bytesOf(s), split(bytesOf(s), s.points)), 1000);
   });
 });
 
@@ -241,6 +241,6 @@ describe('a shim connection under hostile input', () => {
   });
 
   it('answers each whole request once, in order, with an errno or a result; a bad header ends it; the drive works after', { timeout: FUZZ_TIMEOUT }, async () => {
-    await fuzz({ corpus: 'shim-connection', save: connectionBytes }, connection, (c) => checkConnection(connectionBytes(c), c.points), 100);
+    await fuzz({ corpus: 'shim-connection', save: connectionBytes }, connection, (c) => checkConnection(connectionBytes(c), c.points), 400);
   });
 });

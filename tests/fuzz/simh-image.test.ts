@@ -237,15 +237,15 @@ describe('SIMH image reader under damaged images', () => {
           expect(start - (ends[i - 1] ?? 0)).toBe({ '': 0, gap: 4, 'half gap': 6 }[image.objects[i]![1]]);
         }
       },
-      200,
+      1000,
     );
   });
 
   it('a damaged image reads as the format says up to its first problem, an ImageCorrupt there, reads bounded', { timeout: FUZZ_TIMEOUT }, async () => {
-    await fuzz({ corpus: 'simh-image', save: damagedBytes }, damaged, (d) => checkReader(damagedBytes(d)), 300);
+    await fuzz({ corpus: 'simh-image', save: damagedBytes }, damaged, (d) => checkReader(damagedBytes(d)), 1000);
   });
 
   it('verify names the same first problem; a drive reads the same records, then EIO', { timeout: FUZZ_TIMEOUT }, async () => {
-    await fuzz({ corpus: 'simh-image', save: damagedBytes }, damaged, (d) => checkTools(damagedBytes(d)), 60);
+    await fuzz({ corpus: 'simh-image', save: damagedBytes }, damaged, (d) => checkTools(damagedBytes(d)), 200);
   });
 });

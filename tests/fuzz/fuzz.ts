@@ -13,7 +13,7 @@
  */
 import fc from 'fast-check';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { expect } from 'vitest';
@@ -73,11 +73,13 @@ export async function fuzz<T>(target: FuzzTarget<T>, arbitrary: fc.Arbitrary<T>,
     writeFileSync(file, target.save(example));
     saved = `\nthe input is saved as ${file}`;
   }
+  const { testPath, currentTestName } = expect.getState();
+  const testName = currentTestName?.split(' > ').at(-1);
   const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
   throw new Error(
     `${target.corpus}: property failed after ${details.numRuns} runs (seed ${details.seed}, path ${details.counterexamplePath}, shrunk ${details.numShrinks} times)\n` +
       `${error}\ninput: ${shown.length > 2000 ? `${shown.slice(0, 2000)}... (${shown.length} characters)` : shown}\n` +
-      `replay: TAPEPROXY_FUZZ_SEED=${details.seed} TAPEPROXY_FUZZ_PATH=${details.counterexamplePath} npx vitest run tests/fuzz${saved}`,
+      `replay: TAPEPROXY_FUZZ_SEED=${details.seed} TAPEPROXY_FUZZ_PATH=${details.counterexamplePath} npx vitest run ${relative(process.cwd(), testPath ?? 'tests/fuzz')} -t ${JSON.stringify(testName ?? '')}${saved}`,
   );
 }
 

@@ -158,12 +158,15 @@ static void second_write_fails(const struct frame_header *req, int n, int32_t *a
 static void test_behind_failure(void)
 {
 	struct fake f;
-	fake_start(&f, second_write_fails, 1 << 30);
+	/* No reply until the three writes are out: had the second one's failure come back before the
+	 * third write, that write would rightly have been the one to get EIO (a race under load). */
+	fake_start(&f, second_write_fails, 0);
 	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
 	fake_accept(&f);
 	struct link_reply r;
 	for (int i = 0; i < 3; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	fake_allow(&f, 1 << 30);
 	/* The next operation, whatever it is, gets EIO and is not sent. */
 	CHECK(link_call(l, FRAME_MTIOCGET, 0, 0, NULL, 0, &r) == -EIO);
 	CHECK(fake_seen(&f) == 3);

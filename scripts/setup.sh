@@ -15,9 +15,10 @@ cd "$(dirname "$0")/.."
 # with Debian's kernel for CUSE and real st drives, built once into /var/cache/tapeproxy-kernel-rig
 # tmux: the watch test runs `tapeproxy watch` in a real terminal; systemd (systemd-analyze verify,
 # security) and udev (udevadm test): the deploy test checks deploy/'s unit and udev rule
+# clang, libclang-rt-14-dev (libFuzzer and the sanitizers' runtimes): the C shim's fuzzers (make -C cuse-shim fuzz)
 PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer
   qemu-system-x86 debootstrap busybox-static kmod tmux systemd udev
-  bindfs)
+  bindfs clang libclang-rt-14-dev)
 # remote sinks (tests/integration/remote-*): docker.io runs a remote tapeproxy in a container (the
 # tests start their own dockerd; its base image comes from debootstrap), openssh-server is the sshd
 # on loopback that GNU rmt (/usr/sbin/rmt-tar, from tar) is reached through; dump's rmt is

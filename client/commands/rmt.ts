@@ -30,5 +30,8 @@ export const rmtCommand = {
       if (!process.stdout.write(reply)) await once(process.stdout, 'drain');
     });
     client.close();
+    // After a request it cannot parse the session is over even if the client keeps its end open:
+    // an unread stdin would keep the process alive.
+    process.stdin.destroy();
   },
 };

@@ -375,6 +375,7 @@ export class PseudoDrive {
     if (!this.medium.loaded && !OPS_WITHOUT_MEDIUM.has(op)) {
       throw tapeError('ENOMEDIUM', `no volume in drive ${this.name} for ${mtOpName(op)}`);
     }
+    checkCount(op, count);
     if (MOTION_OPS.has(op)) this.changeVolumeOnOpen = this.metPhysicalEnd = false;
     let n = count;
     if (this.eof === Eof.FM_HIT) n = await this.settleFilemarkHit(op, n);
@@ -708,4 +709,22 @@ const SEEK_NEXT_OPS = new Set<number>([MtOp.MTREW, MtOp.MTOFFL, MtOp.MTRETEN, Mt
 /** Ops that are fine on an empty drive (opened O_NONBLOCK). */
 const OPS_WITHOUT_MEDIUM = new Set<number>([MtOp.MTLOAD, MtOp.MTNOP, MtOp.MTSETBLK, MtOp.MTSETDENSITY, MtOp.MTSETDRVBUFFER, MtOp.MTLOCK, MtOp.MTUNLOCK, MtOp.MTCOMPRESSION]);
 /** Ops that move the tape: they cancel a pending autoload volume change. */
+/**
+ * Filemarks one MTWEOF may write. st takes up to 2^24-1 (the field of WRITE FILEMARKS), but each
+ * filemark is an object in every copy's queue, so one request could cost a gigabyte; tools write one
+ * or two.
+ */
+const MAX_FILEMARKS = 0xffff;
+
+/**
+ * Counts no tape can honour, refused before anything moves: st would pass a negative filemark count
+ * or position on to the drive as a huge unsigned one (and the pseudo drive's position went negative).
+ */
+function checkCount(op: number, count: number): void {
+  if ((op === MtOp.MTWEOF || op === MtOp.MTWEOFI) && (count < 0 || count > MAX_FILEMARKS)) {
+    throw tapeError('EINVAL', `${mtOpName(op)} ${count}: a filemark count is 0-${MAX_FILEMARKS}`);
+  }
+  if (op === MtOp.MTSEEK && count < 0) throw tapeError('EINVAL', `MTSEEK ${count}: a position is not negative`);
+}
+
 const MOTION_OPS = new Set<number>([MtOp.MTFSF, MtOp.MTBSF, MtOp.MTFSR, MtOp.MTBSR, MtOp.MTWEOF, MtOp.MTREW, MtOp.MTRETEN, MtOp.MTBSFM, MtOp.MTFSFM, MtOp.MTEOM, MtOp.MTERASE, MtOp.MTSEEK, MtOp.MTWEOFI]);

@@ -134,6 +134,21 @@ describe('records and filemarks', () => {
     await fd.close();
     expect(sinks[0]!.contents(1).map(tag)).toEqual([1, 2, 'FM', 9, 'FM']);
   });
+
+  it('found by the fuzzers: a negative or huge filemark count and a negative MTSEEK are EINVAL and change nothing', async () => {
+    // A negative count made the position negative (the next write then failed with a RangeError);
+    // 2^31-1 filemarks would have filled memory.
+    const { drive, sinks } = await memoryDrive();
+    const fd = await drive.open({ access: 'write' });
+    await fd.write(record(REC, 1));
+    for (const [op, count] of [[MtOp.MTWEOF, -3], [MtOp.MTWEOFI, 0x10000], [MtOp.MTWEOF, 2 ** 31 - 1], [MtOp.MTSEEK, -1]] as const) {
+      await expectErrno(fd.ioctl(op, count), 'EINVAL');
+    }
+    expect(drive.state()).toMatchObject({ fileno: 0, blkno: 1, position: 1 });
+    await fd.ioctl(MtOp.MTWEOF, 0xffff);
+    await fd.close();
+    expect(sinks[0]!.contents(1).length).toBe(1 + 0xffff);
+  });
 });
 
 describe('reading', () => {

@@ -104,6 +104,14 @@ describe('rmt requests', () => {
     await (await drive.open({ access: 'read' })).close(); // and the drive is free
   });
 
+  it('an argument line over 4096 bytes is refused however it arrives (found by the fuzzer: one chunk got through)', async () => {
+    const { drive } = await memoryDrive();
+    const long = 'V' + 'x'.repeat(4097) + '\n';
+    expect(await converse(drive, long)).toEqual(['E22\nrmt: argument line longer than 4096 bytes\n']);
+    expect(await converse(drive, ...long.split(''))).toEqual(['E22\nrmt: argument line longer than 4096 bytes\n']);
+    expect(await converse(drive, 'V' + 'x'.repeat(4096) + '\n')).toEqual(['A2\n']);
+  });
+
   it('a request split across many small chunks is read whole', async () => {
     const { drive, sinks } = await memoryDrive();
     const bytes = Buffer.from('O/dev/pnst0\n1\nW6\nabcdefC\n');

@@ -5,6 +5,8 @@ import { driveInfo, type ServedDrive } from './server.js';
 
 const DEFAULT_INTERVAL_MS = 1000;
 const MIN_INTERVAL_MS = 100;
+/** setInterval's longest delay: a longer one (interval_ms is 32 bits unsigned) would fire every millisecond. */
+const MAX_INTERVAL_MS = 2 ** 31 - 1;
 
 /**
  * The Watch stream: a snapshot of the drives at once and every interval, and the events of the
@@ -39,7 +41,7 @@ export class WatchService {
     const unsubscribe = this.bus.subscribe((e) => {
       if (!drive || e.drive === drive) send({ event: eventMessage(e) });
     });
-    const timer = setInterval(snapshot, Math.max(MIN_INTERVAL_MS, intervalMs || DEFAULT_INTERVAL_MS));
+    const timer = setInterval(snapshot, Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, intervalMs || DEFAULT_INTERVAL_MS)));
     this.calls.add(call);
     const stop = () => {
       clearInterval(timer);

@@ -103,13 +103,14 @@ export class RmtReader {
   private async line(): Promise<string> {
     for (let searched = 0; ; ) {
       const nl = this.buffered.indexOf(0x0a, searched);
+      // The limit holds however the line arrived: in one chunk or across several.
+      if ((nl < 0 ? this.buffered.length : nl) > MAX_LINE) throw garbage(`argument line longer than ${MAX_LINE} bytes`);
       if (nl >= 0) {
         const text = this.buffered.subarray(0, nl).toString('latin1');
         this.buffered = this.buffered.subarray(nl + 1);
         return text;
       }
       searched = this.buffered.length;
-      if (searched > MAX_LINE) throw garbage(`argument line longer than ${MAX_LINE} bytes`);
       if (!(await this.fill(searched + 1))) throw garbage('input ended inside a request');
     }
   }

@@ -43,8 +43,18 @@ export function encodeFrame(frame: Frame): Buffer {
   return Buffer.concat([encodeHeader(frame, frame.payload.length), frame.payload]);
 }
 
-/** A frame that breaks the framing rules: the connection cannot continue. */
-export class FrameError extends Error {}
+/**
+ * A frame that breaks the framing rules: the connection cannot continue. `frames` are the whole
+ * frames before it in the bytes pushed last, so what runs does not depend on how the stream was cut.
+ */
+export class FrameError extends Error {
+  constructor(
+    message: string,
+    readonly frames: Frame[],
+  ) {
+    super(message);
+  }
+}
 
 /**
  * Splits a byte stream into frames. Payloads are views of the received chunks when a frame fits in
@@ -63,7 +73,7 @@ export class FrameDecoder {
       if (this.pendingBytes < HEADER_BYTES) break;
       const head = this.peek(HEADER_BYTES);
       const length = head.readUInt32LE(0);
-      if (length > MAX_PAYLOAD) throw new FrameError(`frame payload of ${length} bytes exceeds ${MAX_PAYLOAD}`);
+      if (length > MAX_PAYLOAD) throw new FrameError(`frame payload of ${length} bytes exceeds ${MAX_PAYLOAD}`, frames);
       if (this.pendingBytes < HEADER_BYTES + length) break;
       const whole = this.take(HEADER_BYTES + length);
       frames.push({
@@ -82,10 +92,18 @@ export class FrameDecoder {
     return this.pendingBytes;
   }
 
+  /**
+   * The first n bytes. A header cut across chunks is joined once, from the chunks that hold it: not
+   * from everything pending, which a large payload arriving in small pieces would make quadratic.
+   */
   private peek(n: number): Buffer {
-    const first = this.pending[0]!;
-    if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.pending, this.pendingBytes).subarray(0, n);
+    if (this.pending[0]!.length < n) {
+      let count = 0;
+      let bytes = 0;
+      while (bytes < n) bytes += this.pending[count++]!.length;
+      this.pending.splice(0, count, Buffer.concat(this.pending.slice(0, count), bytes));
+    }
+    return this.pending[0]!.subarray(0, n);
   }
 
   private take(n: number): Buffer {

@@ -134,16 +134,21 @@ export function serveShimConnection(socket: Socket, drive: PseudoDrive, log: Log
 
   socket.on('data', (chunk: Buffer) => {
     let frames: Frame[];
+    let malformed: FrameError | undefined;
     try {
       frames = decoder.push(chunk);
     } catch (err) {
-      log.error({ drive: drive.name, err: (err as FrameError).message }, 'shim sent a malformed frame; closing its connection');
-      socket.destroy();
-      return;
+      malformed = err as FrameError;
+      frames = malformed.frames; // the whole ones before it run, as they would in an earlier chunk
     }
     for (const f of frames) {
       waiting++;
       chain = chain.then(() => answer(f));
+    }
+    if (malformed) {
+      log.error({ drive: drive.name, err: malformed.message }, 'shim sent a malformed frame; closing its connection');
+      socket.destroy();
+      return;
     }
     if (waiting >= MAX_WAITING) socket.pause();
   });

@@ -111,7 +111,7 @@ export class FileSink implements Sink {
         await this.fh?.close();
         this.fh = this.reader = undefined;
         if (!(err instanceof ImageCorrupt)) throw err;
-        throw tapeError('EIO', `${this.name}: ${err.message}; a crash can leave a record cut short: 'tapeproxy image repair ${this.path} --in-place' cuts it (keeping the cut bytes in ${this.path}.cut)`);
+        throw tapeError('EIO', `${this.name}: ${err.message}; a crash can leave a record cut short: 'tapeproxy image repair ${this.path} --in-place' cuts the image there (keeping the cut bytes in ${this.path}.cut)`);
       });
     }
     this.loaded = true;

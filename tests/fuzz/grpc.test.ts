@@ -37,7 +37,10 @@ const CHANNEL = { 'grpc.use_local_subchannel_pool': 1 };
 async function withDaemon(work: (d: { client: TapeProxyClient; address: string; drive: PseudoDrive }) => Promise<void>): Promise<void> {
   const { drive, mirror } = await memoryDrive([{}], { maxRecord: MAX_RECORD });
   const { log, errors } = recordingLog();
-  const { server, address } = await startGrpcServer(new Map([[DRIVE, { drive, mirror }]]), '127.0.0.1:0', MAX_RECORD + 1024, log, new EventBus());
+  const { server, address, watch } = await startGrpcServer(new Map([[DRIVE, { drive, mirror }]]), '127.0.0.1:0', MAX_RECORD + 1024, log, new EventBus(), {
+    credentials: grpc.ServerCredentials.createInsecure(),
+    interceptors: [],
+  });
   const client = new TapeProxyClient(address, grpc.credentials.createInsecure(), CHANNEL);
   try {
     await work({ client, address, drive });
@@ -49,6 +52,7 @@ async function withDaemon(work: (d: { client: TapeProxyClient; address: string; 
     expect(errors(), errors().join('\n')).toEqual([]);
   } finally {
     client.close();
+    watch.close();
     server.forceShutdown();
   }
 }
@@ -69,6 +73,7 @@ const operation: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
     write: fc.record({
       data: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constantFrom(MAX_RECORD, MAX_RECORD + 1).map((n) => new Uint8Array(n))).map((a) => Buffer.from(a)),
+      behind: fc.boolean(),
     }),
   }),
   fc.record({ read: fc.record({ maxBytes: u32 }) }),
@@ -140,7 +145,7 @@ function sessionFromJson(text: string): Session {
     leave: json.leave ?? 'end',
     requests: json.requests.map(({ op, pipelined = false, id = 0 }) => {
       const data = op.write?.data;
-      const write = data === undefined ? {} : { write: { data: typeof data === 'number' ? Buffer.alloc(data) : Buffer.from(data) } };
+      const write = data === undefined ? {} : { write: { data: typeof data === 'number' ? Buffer.alloc(data) : Buffer.from(data), behind: op.write?.behind ?? false } };
       return { op: { ...op, ...write }, pipelined, id };
     }),
   };

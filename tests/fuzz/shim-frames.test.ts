@@ -190,7 +190,7 @@ async function checkConnection(bytes: Buffer, points: number[]): Promise<void> {
   const { drive } = await memoryDrive([{}], { maxRecord: RECORD_LIMIT });
   const { log, errors } = recordingLog();
   let served!: Promise<void>;
-  serve = (socket) => (served = serveShimConnection(socket, drive, log));
+  serve = (socket) => (served = serveShimConnection(socket, drive, log, { records: 32, bytes: 32 * 2 ** 20 }));
   const socket = connect(join(dir.path, 'shim.sock'));
   await once(socket, 'connect');
   const decoder = new FrameDecoder();

@@ -7,7 +7,8 @@
  * any image reads as a plain reading of the format (simh-tap.ts) says, up to its end or its first
  * problem, which is an ImageCorrupt (EIO) at that problem's offset, never another error; no read
  * asks for more than a megabyte or the image's size, whatever a length word claims; verify names
- * the same first problem and counts the same objects before it; a drive reads the same records and
+ * the same first problem and counts the same objects before it; a drive refuses an image whose last
+ * object is damaged, or reads the same records and
  * then fails with EIO.
  */
 import fc from 'fast-check';
@@ -194,7 +195,21 @@ async function checkTools(bytes: Buffer): Promise<void> {
   const sink = new FileSink({ path, capacity: new Capacity(undefined, undefined), readonly: true, fsync: false });
   const mirror = new Mirror([sink], { window: MiB });
   const drive = new PseudoDrive('pfuzz0', mirror, { maxRecord: MiB, autoload: false });
-  await drive.start();
+  const refused = await drive.start().then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  if (refused !== undefined) {
+    // Loading looks at the image's last object only: an image cut or damaged there is refused
+    // (with the repair to run) rather than read; a well-formed one never is.
+    expect(spec.problemAt, `a well-formed image was refused: ${String(refused)}`).toBeDefined();
+    expect(refused).toBeInstanceOf(TapeError);
+    expect((refused as TapeError).errno).toBe(5);
+    expect((refused as TapeError).message).toContain('tapeproxy image repair');
+    await mirror.close();
+    await rm(path);
+    return;
+  }
   const fd = await drive.open({ access: 'read' });
   const read: Buffer[] = [];
   let error: unknown;

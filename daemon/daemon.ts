@@ -72,7 +72,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       window: d.window,
       minCopies: d.minCopies,
       stallTimeoutMs: d.stallTimeoutMs,
-      onCopyFailed: (sink, error, setAside) => events({ type: 'copy-failed', sink: sink.name, volume: mirror.volume, error: error.message, setAside }),
+      onCopyFailed: (sink, error, setAside) => {
+        const object = mirror.copyStatus(sink).position;
+        const at = recorder?.place(object) ?? { fileno: -1, record: -1 };
+        events({ type: 'copy-failed', sink: sink.name, volume: mirror.volume, object, ...at, error: error.message, setAside });
+        recorder?.copyFailed(sink, { volume: mirror.volume, object, ...at, error: error.message, setAside });
+      },
       events,
     });
     const rates = new RateMeter(mirror.sinks);

@@ -63,6 +63,11 @@ function formatSession(s: Session, withFiles: boolean): string {
     `${s.session}: drive ${s.drive}, ${time(s.started)}${end}${state}`,
     `  volumes ${volumes.join(', ') || '-'}; ${files.length} files, ${records} records, ${bytes} bytes; ${verdicts(s)}`,
     `  copies: ${s.copies.join(', ')}`,
+    ...s.failures.map(
+      (f) =>
+        `  copy FAILED: ${f.copy} at volume ${f.volume}, object ${f.object}${f.fileno >= 0 ? ` (file ${f.fileno}, record ${f.record})` : ''}` +
+        `, ${f.setAside ? 'set aside' : 'the writer got the error'} (${time(f.time)}): ${f.error}`,
+    ),
   ];
   if (withFiles) {
     for (const v of s.volumes) {

@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { defaultCatalogDir, journalPath, readSessions } from '../../daemon/catalog/catalog.js';
 import { appendOnce } from '../../daemon/catalog/journal.js';
 import { imageTemplate, manifestPath } from '../../daemon/manifest/image-paths.js';
-import { describesCopy, MANIFEST_FORMAT, type VolumeManifest } from '../../daemon/manifest/manifest.js';
+import { describesCopy, type ImageManifest, MANIFEST_FORMAT, type VolumeManifest } from '../../daemon/manifest/manifest.js';
 import { verifyVolume, type VerifyCopy, type VolumeVerdict } from '../../daemon/manifest/verifier.js';
 import { sinkFromUri } from '../../daemon/sinks/sink-uri.js';
 import { innermostUri, stageNames } from '../../daemon/stages/stage-uri.js';
@@ -49,7 +49,7 @@ export const verifyCommand = {
       for (let volume = only ?? 1; volume <= (only ?? MAX_VOLUMES); volume++) {
         if (only === undefined && !(await someCopyHas(copies, volume))) break;
         const found = given ? { manifest: given, source: args.manifest! } : await findManifest(args, copies, volume, catalogDir);
-        const verdict = await verifyVolume(copies, volume, found?.manifest);
+        const verdict = withFailedCopies(await verifyVolume(copies, volume, found?.manifest), await failedCopies(copies, volume));
         console.log(formatVerdict(verdict, copies.length, found));
         if (found) await recordVerdict(catalogDir, found.manifest, verdict, args.copies);
         volumes++;
@@ -84,6 +84,26 @@ async function readManifest(path: string): Promise<VolumeManifest> {
   }
   if (manifest.format !== MANIFEST_FORMAT) throw new UsageError(`${path} is not a tapeproxy manifest (format ${MANIFEST_FORMAT})`);
   return manifest;
+}
+
+/** What the manifests next to image copies say of copies that failed while `volume` was written. */
+async function failedCopies(copies: VerifyCopy[], volume: number): Promise<string[]> {
+  const notes: string[] = [];
+  for (const copy of copies) {
+    const template = imageTemplate(copy.label.includes(':') ? copy.label : `file:${copy.label}`);
+    const path = template && manifestPath(template, volume);
+    if (!path || !existsSync(path)) continue;
+    const failed = ((await readManifest(path)) as ImageManifest).incomplete;
+    if (!failed) continue;
+    const place = failed.fileno >= 0 ? ` (file ${failed.fileno}, record ${failed.record})` : '';
+    notes.push(`${copy.label}: the copy failed at object ${failed.object}${place} on ${failed.time}, so it lacks what was written after: ${failed.error}`);
+  }
+  return notes;
+}
+
+/** A volume with a copy that failed while it was written does not verify, whatever it holds now. */
+function withFailedCopies(verdict: VolumeVerdict, notes: string[]): VolumeVerdict {
+  return notes.length === 0 ? verdict : { ...verdict, ok: false, problems: [...verdict.problems, ...notes] };
 }
 
 /** The newest manifest of `volume` next to an image copy; else the catalog's, with --drive. */

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { VolumeManifest } from '../manifest/manifest.js';
+import type { CopyFailure, VolumeManifest } from '../manifest/manifest.js';
 import { readJournal } from './journal.js';
 
 /**
@@ -14,6 +14,8 @@ export type CatalogEntry =
   | { type: 'session'; session: string; drive: string; started: string; copies: string[] }
   | { type: 'volume'; session: string; time: string; manifest: VolumeManifest }
   | { type: 'end'; session: string; ended: string; volumes: number[]; stopped?: boolean }
+  /** A copy failed during the session: from where it stopped on, it lacks what was written. */
+  | ({ type: 'copy-failed'; session: string; time: string; copy: string } & CopyFailure)
   /** A verify of a volume, for every session that wrote a file on it. */
   | { type: 'verify'; sessions: string[]; time: string; volume: number; ok: boolean; copies: string[]; problems: string[] };
 
@@ -39,6 +41,8 @@ export interface Session {
   /** The latest manifest of each volume the session wrote. */
   volumes: VolumeManifest[];
   verifications: Extract<CatalogEntry, { type: 'verify' }>[];
+  /** Copies that failed during the session, and where. */
+  failures: Extract<CatalogEntry, { type: 'copy-failed' }>[];
 }
 
 /** Every session in the catalog folder, oldest first (optionally one drive's). */
@@ -49,7 +53,7 @@ export async function readSessions(dir: string, drive?: string): Promise<Session
     const entries = (await readJournal(join(dir, name)).catch(() => [])) as CatalogEntry[];
     for (const e of entries) {
       if (e.type === 'session') {
-        sessions.set(e.session, { ...e, unfinished: true, volumes: [], verifications: [] });
+        sessions.set(e.session, { ...e, unfinished: true, volumes: [], verifications: [], failures: [] });
         continue;
       }
       if (e.type === 'verify') {
@@ -58,7 +62,8 @@ export async function readSessions(dir: string, drive?: string): Promise<Session
       }
       const s = sessions.get(e.session);
       if (!s) continue;
-      if (e.type === 'volume') s.volumes = [...s.volumes.filter((v) => v.volume !== e.manifest.volume), e.manifest].sort((a, b) => a.volume - b.volume);
+      if (e.type === 'copy-failed') s.failures.push(e);
+      else if (e.type === 'volume') s.volumes = [...s.volumes.filter((v) => v.volume !== e.manifest.volume), e.manifest].sort((a, b) => a.volume - b.volume);
       else if (e.type === 'end') Object.assign(s, { ended: e.ended, unfinished: e.stopped === true });
     }
   }

@@ -20,7 +20,8 @@ export type DriveEventBody =
   | { type: 'volume-loaded'; volume: number }
   | { type: 'volume-unloaded'; volume: number }
   /** `setAside`: the drive goes on without the copy (min-copies); otherwise the writer gets EIO. */
-  | { type: 'copy-failed'; sink: string; volume: number; error: string; setAside: boolean }
+  /** Where the copy stopped: object number on the volume, and its file and record there (-1 when not known). */
+  | { type: 'copy-failed'; sink: string; volume: number; object: number; fileno: number; record: number; error: string; setAside: boolean }
   /** A check of a copy against what was written (published by verification, e.g. `tapeproxy verify`). */
   | { type: 'verify'; sink?: string; volume?: number; ok: boolean; message: string };
 
@@ -82,7 +83,10 @@ export function describeEvent(e: DriveEvent): string {
     case 'volume-unloaded':
       return `volume ${e.volume} unloaded`;
     case 'copy-failed':
-      return `copy failed: ${e.setAside ? 'set aside, the backup goes on with the other copies' : 'the writer gets the error'}; ${e.sink}: ${e.error}`;
+      return (
+        `copy failed: ${e.setAside ? 'set aside, the backup goes on with the other copies' : 'the writer gets the error'}; ` +
+        `${e.sink} at volume ${e.volume}, object ${e.object}${e.fileno >= 0 ? ` (file ${e.fileno}, record ${e.record})` : ''}: ${e.error}`
+      );
     case 'verify':
       return `verify ${e.ok ? 'passed' : 'FAILED'}${e.sink ? ` on ${e.sink}` : ''}${e.volume ? ` (volume ${e.volume})` : ''}: ${e.message}`;
   }

@@ -48,8 +48,22 @@ export interface VolumeManifest {
 }
 
 /** A manifest as written next to an image: the image's size then, and the stages between. */
+/** Where and why a copy stopped being written: records from `object` on are missing from it. */
+export interface CopyFailure {
+  volume: number;
+  object: number;
+  /** The tape file and the record in it at `object`, -1 when not known. */
+  fileno: number;
+  record: number;
+  error: string;
+  /** The drive went on with the other copies (else the writer got the error). */
+  setAside: boolean;
+}
+
 export interface ImageManifest extends VolumeManifest {
   imageBytes?: number;
+  /** This copy failed while the volume was written: it lacks what the manifest lists from there on. */
+  incomplete?: CopyFailure & { time: string };
   /** The stages between the drive and the image (`['encrypt']`): the manifest is of what goes in them. */
   stages?: string[];
 }

@@ -8,6 +8,7 @@ import { detectContent } from './content-type.js';
 import { LatestWriter, manifestPath } from './image-paths.js';
 import {
   addSize,
+  type CopyFailure,
   describesCopy,
   DIGEST_DEFINITION,
   fileDigest,
@@ -88,10 +89,13 @@ export class ManifestRecorder implements MirrorRecorder {
   private current: VolumeState | undefined;
   private session: { id: string; volumes: Set<number> } | undefined;
   private hashingLost = false;
+  /** Copies that failed on the current volume: their manifest says so and is left as it is. */
+  private readonly failedCopies = new Set<Sink>();
 
   constructor(private readonly options: RecorderOptions) {}
 
   async loaded(volume: number): Promise<void> {
+    this.failedCopies.clear();
     this.current = (await this.existing(volume)) ?? {
       volume,
       files: [],
@@ -147,7 +151,7 @@ export class ManifestRecorder implements MirrorRecorder {
     await this.refreshDigests(v);
     const manifest = this.manifestOf(v);
     for (const { template, sink, stages } of this.options.images) {
-      if (sink.failure || this.options.setAside?.(sink)) continue;
+      if (sink.failure || this.failedCopies.has(sink) || this.options.setAside?.(sink)) continue;
       const image = volumePath(template, v.volume);
       // Written in the background, after the image's size (the sink synced it just before).
       this.files.write(manifestPath(template, v.volume), async () => {
@@ -156,6 +160,36 @@ export class ManifestRecorder implements MirrorRecorder {
       });
     }
     await this.files.settled(SYNC_WAIT_MS);
+  }
+
+  /** The tape file and record in it at `object` of the current volume, as far as recorded. */
+  place(object: number): { fileno: number; record: number } {
+    const files = this.current?.files ?? [];
+    for (let fileno = files.length - 1; fileno >= 0; fileno--) {
+      const f = files[fileno]!;
+      if (f.start <= object) return { fileno, record: Math.min(object - f.start, f.records) };
+    }
+    return { fileno: -1, record: -1 };
+  }
+
+  /**
+   * A copy failed: its manifest says so once, for good (it is not written again), and the catalog
+   * keeps where it stopped, so neither claims the copy holds what it lacks.
+   */
+  copyFailed(sink: Sink, failure: CopyFailure): void {
+    this.failedCopies.add(sink);
+    const time = new Date().toISOString();
+    const v = this.current;
+    for (const { template, sink: copy, stages } of this.options.images) {
+      if (copy !== sink || !v) continue;
+      const manifest = this.manifestOf(v);
+      this.files.write(manifestPath(template, v.volume), async () => {
+        const imageBytes = await stat(volumePath(template, v.volume)).then((s) => s.size, () => undefined);
+        return formatManifest({ ...manifest, imageBytes, ...(stages.length > 0 && { stages }), incomplete: { ...failure, time } });
+      });
+    }
+    const session = this.session?.id ?? v?.session;
+    if (session) void this.journal({ type: 'copy-failed', session, time, copy: sink.name, ...failure }, true);
   }
 
   async unloaded(): Promise<void> {
@@ -328,7 +362,7 @@ export class ManifestRecorder implements MirrorRecorder {
       try {
         const m = JSON.parse(await readFile(manifestPath(template, volume), 'utf8')) as ImageManifest;
         const size = (await stat(volumePath(template, volume))).size;
-        if (m.format !== MANIFEST_FORMAT || m.volume !== volume || m.imageBytes !== size || !describesCopy(m, stages)) continue;
+        if (m.incomplete || m.format !== MANIFEST_FORMAT || m.volume !== volume || m.imageBytes !== size || !describesCopy(m, stages)) continue;
         const files = m.files.map((f) => ({ ...f, hashed: f.records }));
         return { volume, files, unrecordedBefore: m.unrecordedBefore ?? 0, objects: m.objects, session: m.session, dirty: false, unjournaled: false };
       } catch {

@@ -54,9 +54,13 @@ it('default policy: tar fails with an I/O error and the daemon log names the fai
 });
 
 it('min-copies 1: the backup completes on the good copy, which restores alone; status shows the failed one', async () => {
-  const device = await fuseDrive(['--min-copies', '1']);
+  const device = await fuseDrive(['--min-copies', '1', '--catalog-dir', join(dir.path, 'catalog')]);
   await execa('tar', ['-c', '-b', '64', '-f', device, 'src'], { cwd: dir.path });
-  expect(daemon!.log()).toMatch(/copy failed: set aside/);
+  // The log, and the catalog, say which copy failed and where: volume, object, file and record.
+  const failed = /copy failed: set aside, the backup goes on with the other copies; (\S+) at volume 1, object (\d+) \(file 0, record (\d+)\)/.exec(daemon!.log());
+  expect(failed, daemon!.log()).not.toBeNull();
+  expect(failed![1]).toBe(`file:${small}/lost.tap`);
+  expect(failed![3]).toBe(failed![2]); // file 0 starts at object 0
 
   const status = JSON.parse((await cli(['status', 'pnst0', '--json', '--server', daemon!.address])).stdout.toString());
   const [good, lost] = status.sinks as { failure: string; setAside: boolean; position: string; recordsWritten: string }[];
@@ -70,6 +74,8 @@ it('min-copies 1: the backup completes on the good copy, which restores alone; s
   expect(text).toMatch(/lost\.tap.*FAILED at object \d+: .*\(set aside/);
   await daemon!.stop();
   daemon = undefined;
+  const catalog = (await cli(['catalog', '--catalog-dir', join(dir.path, 'catalog')])).stdout.toString();
+  expect(catalog).toContain(`copy FAILED: file:${small}/lost.tap at volume 1, object ${failed![2]} (file 0, record ${failed![3]}), set aside`);
 
   const restoreDevice = await fuseDriveReadingOnly(`file:${dir.path}/good.tap?readonly`);
   const out = join(dir.path, 'out');

@@ -176,4 +176,33 @@ describe('manifest recorder', () => {
       ['session', 'volume', 'end'],
     ]);
   });
+
+  it('a copy that failed: its manifest says where and why, once for good, and the catalog keeps it', async () => {
+    const template = path.join(tmp.path, 'a-%v.tap');
+    const journal = path.join(tmp.path, 'catalog', 'pnst0.jsonl');
+    const sink = new FileSink({ path: template, capacity: new Capacity(), readonly: false, fsync: false });
+    const recorder = new ManifestRecorder({ drive: 'pnst0', copies: [sink.name], images: [{ template, sink, stages: [] }], journal: new Journal(journal), log: () => undefined });
+    const mirror = new Mirror([sink], { window: 1 << 20, recorder });
+    const d = new PseudoDrive('pnst0', mirror, { maxRecord: 1 << 20, autoload: true });
+    await d.start();
+    drives.push(d);
+    mirrors.push(mirror);
+    const fd = await d.open({ access: 'write' });
+    for (let n = 0; n < 3; n++) await fd.write(record(n));
+    await fd.ioctl(MtOp.MTWEOF, 1);
+    for (let n = 3; n < 5; n++) await fd.write(record(n));
+    await fd.ioctl(MtOp.MTNOP, 1); // a sync point: the manifest is written
+    // Object 5 is the second record of file 1 (objects 0-2 records, 3 the filemark, 4-5 file 1).
+    expect(recorder.place(5)).toEqual({ fileno: 1, record: 1 });
+    recorder.copyFailed(sink, { volume: 1, object: 5, ...recorder.place(5), error: 'EIO: the disk said no', setAside: true });
+    await fd.write(record(5));
+    await fd.close();
+    await closing;
+    await recorder.close();
+    const m = (await manifest()) as VolumeManifest & { incomplete?: Record<string, unknown> };
+    expect(m.incomplete).toMatchObject({ volume: 1, object: 5, fileno: 1, record: 1, error: 'EIO: the disk said no', setAside: true });
+    expect(m.files.map((f) => f.records)).toEqual([3, 2]); // as it was when the copy failed: not updated since
+    const [session] = await readSessions(path.dirname(journal));
+    expect(session!.failures).toMatchObject([{ copy: sink.name, volume: 1, object: 5, fileno: 1, record: 1, setAside: true }]);
+  });
 });

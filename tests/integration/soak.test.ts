@@ -2,14 +2,14 @@
  * Load: one daemon with four drives, each mirrored to two image copies with 16 MiB volumes, and four
  * unmodified tar -M writers at once, round after round for TAPEPROXY_SOAK_SECONDS (default 20; each
  * round on the volumes after the last, as a stacker goes on). After every round every copy of every
- * drive must be identical to its twin volume by volume; copy B alone must restore each writer's
- * last backup; and the daemon's memory must not grow from the first round to the last.
+ * drive must be identical to its twin volume by volume; `tapeproxy verify` must pass both copies of
+ * the last round against their manifests; copy B alone must restore each writer's last backup; and the daemon's memory must not grow from the first round to the last.
  */
 import { execa } from 'execa';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { cli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
@@ -96,6 +96,14 @@ it('four concurrent tar -M writers on four drives of two copies, round after rou
   expect(lastRss - firstRss, 'RSS growth from the first round to the last').toBeLessThan(64 * 2 ** 20);
   await daemon!.stop();
   daemon = undefined;
+
+  // tapeproxy verify: both copies of each of the last round's volumes against its manifest and each other.
+  for (const [d, vols] of lastRound) {
+    for (const v of vols) {
+      const verify = await cli(['verify', '--volume', String(v), join(dir.path, `${d}-a-%v.tap`), join(dir.path, `${d}-b-%v.tap`)]);
+      expect(verify.exitCode, `${d} volume ${v}: ${verify.stdout}${verify.stderr}`).toBe(0);
+    }
+  }
 
   // The last round's volumes of copy B, numbered from 1 for a reading drive.
   for (const [d, vols] of lastRound) {

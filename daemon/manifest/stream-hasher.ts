@@ -24,7 +24,8 @@ export interface Snapshot {
 export class StreamHasher {
   private readonly chunks = new ChunkPool();
   private readonly worker = new WorkerClient<HashRequest, HashReply>(workerScript(import.meta.url, './hash-worker.js'), 'manifest hashing');
-  private readonly batcher = new Batcher<number>(this.chunks, (batch) => this.send(batch));
+  /** Hashes are needed at sync points only (which flush): records gather for a few milliseconds. */
+  private readonly batcher = new Batcher<number>(this.chunks, (batch) => this.send(batch), 5);
   private readonly queue = new WriteQueue();
   private nextStream = 1;
 

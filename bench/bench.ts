@@ -56,6 +56,9 @@ async function main(): Promise<void> {
     let encrypting: Daemon | undefined;
     const encryptingDrive = async () => (encrypting ??= await startEncryptingDaemon(join(shm, 'f')));
     const seconds: Record<string, number> = {};
+    /** CPU seconds per GiB of the daemon and the shim during Cdd: where the time goes. */
+    const cpuPerGiB: Record<string, number> = {};
+    const shim = await shimPid(daemon.device);
     let rss: Record<string, number> = {};
     try {
       for (const R of SIZES) {
@@ -93,12 +96,20 @@ async function main(): Promise<void> {
           if (ONLY.length > 0 && !ONLY.includes(name)) continue;
           await run(); // warm-up: files exist, buffers touched (steady state)
           const times: number[] = [];
+          const cpu = { daemon: [] as number[], shim: [] as number[] };
           for (let i = 0; i < RUNS; i++) {
+            const before = { daemon: await cpuSeconds(daemon.pid), shim: await cpuSeconds(shim) };
             const t = performance.now();
             await run();
             times.push((performance.now() - t) / 1000);
+            cpu.daemon.push((await cpuSeconds(daemon.pid)) - before.daemon);
+            cpu.shim.push((await cpuSeconds(shim)) - before.shim);
           }
           seconds[`${name}@${R}`] = median(times);
+          if (name === 'Cdd') {
+            cpuPerGiB[`daemon@${R}`] = Number((median(cpu.daemon) / (BYTES / 2 ** 30)).toFixed(2));
+            cpuPerGiB[`shim@${R}`] = Number((median(cpu.shim) / (BYTES / 2 ** 30)).toFixed(2));
+          }
           process.stderr.write(`${name}@${R}: ${(BYTES / 2 ** 30 / median(times)).toFixed(2)} GiB/s\n`);
         }
       }
@@ -111,13 +122,13 @@ async function main(): Promise<void> {
     }
     let longRun: { gib: number; peakRssMiB: number; seconds: number } | undefined;
     if (opts.long) longRun = await tenGiB();
-    await report(seconds, rss, longRun);
+    await report(seconds, rss, cpuPerGiB, longRun);
   } finally {
     await rm(shm, { recursive: true, force: true });
   }
 }
 
-async function report(seconds: Record<string, number>, peakRssMiB: Record<string, number>, longRun?: object) {
+async function report(seconds: Record<string, number>, peakRssMiB: Record<string, number>, cpuPerGiB: Record<string, number>, longRun?: object) {
   const gibps = (key: string) => (seconds[key] ? BYTES / 2 ** 30 / seconds[key] : undefined);
   const names: Contender[] = ['A', 'Bfile', 'Btar', 'Tee', 'Cdd', 'Ctar', 'D', 'E', 'F'];
   const rows = names.map((n) => [n, ...SIZES.map((R) => gibps(`${n}@${R}`)?.toFixed(2) ?? '-')]);
@@ -163,11 +174,19 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
   console.log('copies of each record byte between writer and sinks: kernel→shim, shim→socket, socket→daemon, daemon→each sink (5 for two copies; mbuffer makes 3)');
+  const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => {
+    const [d, s] = [cpuPerGiB[`daemon@${R}`]!, cpuPerGiB[`shim@${R}`]!];
+    return `  ${sizeLabel(R).padEnd(7)} daemon ${d.toFixed(2)}, shim ${s.toFixed(2)} cpu-s/GiB: the ${d >= s ? 'daemon' : 'shim'} is the bottleneck (${(1 / Math.max(d, s)).toFixed(2)} GiB/s per core it gets)`;
+  });
+  if (cpuLines.length > 0) {
+    console.log('where the time goes in Cdd (CPU seconds per GiB; the daemon includes its GC, libuv writes and manifest hashing):');
+    console.log(cpuLines.join('\n'));
+  }
   const results = join(root, 'bench', 'results');
   await mkdir(results, { recursive: true });
   await writeFile(
     join(results, 'latest.json'),
-    JSON.stringify({ date: new Date().toISOString(), runs: RUNS, bytes: BYTES, seconds, ratios, recordsPerSecond, peakRssMiB, longRun }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), runs: RUNS, bytes: BYTES, seconds, ratios, recordsPerSecond, peakRssMiB, cpuPerGiB, longRun }, null, 2),
   );
   console.log(`\nwritten: ${join(results, 'latest.json')}`);
 }
@@ -247,6 +266,13 @@ const mtRewind = (device: string) => execa('mt', ['-f', device, 'rewind']);
 
 async function shimPid(device: string): Promise<number> {
   return Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${device}`])).stdout.split('\n')[0]);
+}
+
+/** User plus system CPU seconds of a process so far (clock ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function peakRssMiB(pid: number): Promise<number> {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -294,28 +295,42 @@ static void *reader_main(void *arg)
 /* Room for a window of large records in the socket. */
 #define SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
 
-struct daemon_link *link_connect(const char *path, unsigned window, const volatile sig_atomic_t *stop,
-				 link_lost_fn on_lost, void *ctx)
+int link_accept(const char *path, const volatile sig_atomic_t *stop)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(addr.sun_path)) {
 		errno = ENAMETOOLONG;
-		return NULL;
+		return -1;
 	}
 	strcpy(addr.sun_path, path);
+	int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listener < 0)
+		return -1;
+	(void)unlink(path); /* left by a shim that was killed */
+	int fd = -1;
+	if (bind(listener, (struct sockaddr *)&addr, sizeof(addr)) == 0 && chmod(path, 0600) == 0 &&
+	    listen(listener, 1) == 0) {
+		do
+			fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+		while (fd < 0 && errno == EINTR && !(stop && *stop));
+	}
+	int e = errno;
+	(void)unlink(path);
+	close(listener);
+	errno = e;
+	return fd;
+}
 
+struct daemon_link *link_open(int fd, unsigned window, const volatile sig_atomic_t *stop, link_lost_fn on_lost,
+			      void *ctx)
+{
 	struct daemon_link *l = calloc(1, sizeof(*l));
-	if (!l)
-		return NULL;
-	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l->fd < 0 || connect(l->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		int e = errno;
-		if (l->fd >= 0)
-			close(l->fd);
-		free(l);
-		errno = e;
+	if (!l) {
+		close(fd);
+		errno = ENOMEM;
 		return NULL;
 	}
+	l->fd = fd;
 	/*
 	 * A window of records must fit in the socket, or every write-behind send blocks until the
 	 * daemon drains the last one (prototype figures in shared/DESIGN.md section 7). Best effort:

@@ -26,12 +26,20 @@ struct link_reply {
 typedef void (*link_lost_fn)(void *ctx);
 
 /*
- * Connects to the daemon's socket. window: WRITE replies that may be outstanding for write-behind
- * (0 turns write-behind off). stop: when it becomes nonzero, waits give up with -EIO (a signal
- * asked the shim to exit). Returns NULL with errno set on failure.
+ * Waits for the daemon to connect: listens on a new socket at path (mode 0600), takes one
+ * connection and removes the path. The daemon connects, not the shim, so that it can read frames
+ * straight into its record buffers (Node gives that only to sockets it connects). Returns the
+ * connected descriptor, or -1 with errno set (EINTR once *stop is set by a signal).
  */
-struct daemon_link *link_connect(const char *path, unsigned window, const volatile sig_atomic_t *stop,
-				 link_lost_fn on_lost, void *ctx);
+int link_accept(const char *path, const volatile sig_atomic_t *stop);
+
+/*
+ * Takes over a connected socket (closed by link_close, or here on failure). window: WRITE replies
+ * that may be outstanding for write-behind (0 turns write-behind off). stop: when it becomes
+ * nonzero, waits give up with -EIO (a signal asked the shim to exit). Returns NULL with errno set.
+ */
+struct daemon_link *link_open(int fd, unsigned window, const volatile sig_atomic_t *stop, link_lost_fn on_lost,
+			      void *ctx);
 void link_close(struct daemon_link *l);
 
 /*

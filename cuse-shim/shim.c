@@ -725,7 +725,7 @@ static void usage(FILE *out)
 		"usage: tapeproxy-shim --socket PATH (--fuse FILE | --cuse NAME) [options]\n"
 		"Presents one tapeproxy drive to the kernel and forwards its operations to the daemon.\n"
 		"The daemon starts it; see cuse-shim/README.md.\n"
-		"  --socket PATH       the daemon's Unix socket for this drive (required)\n"
+		"  --socket PATH       Unix socket to make for the daemon to connect to (required)\n"
 		"  --fuse FILE         mount the drive on the regular file FILE (created if missing)\n"
 		"  --cuse NAME         create the character device /dev/NAME\n"
 		"  --window N          write-behind WRITE replies outstanding at most (default 32, 0: off)\n"
@@ -883,13 +883,15 @@ int main(int argc, char **argv)
 	/* Before anything can report a lost connection; libfuse then leaves these handlers alone. */
 	install_signals();
 
-	g.link = link_connect(g.opt.socket, g.opt.window, &g.stop, on_lost, NULL);
-	if (g.link)
-		link_set_window_bytes(g.link, g.opt.window_bytes);
+	int fd = link_accept(g.opt.socket, &g.stop);
+	g.link = fd < 0 ? NULL : link_open(fd, g.opt.window, &g.stop, on_lost, NULL);
 	if (!g.link) {
-		fprintf(stderr, "tapeproxy-shim: connecting to %s: %s\n", g.opt.socket, strerror(errno));
+		if (g.stop)
+			return 0; /* asked to exit before the daemon came */
+		fprintf(stderr, "tapeproxy-shim: waiting for the daemon on %s: %s\n", g.opt.socket, strerror(errno));
 		return 1;
 	}
+	link_set_window_bytes(g.link, g.opt.window_bytes);
 	int status = g.cuse ? run_cuse() : run_fuse();
 	atomic_store(&g.loop_done, 1);
 	link_close(g.link);

@@ -114,8 +114,8 @@ static void setup(policy_fn policy, unsigned window, size_t max_record)
 	g.opt.max_record = max_record;
 	g.opt.window = window;
 	fake_start(&f, policy, 1 << 30);
-	g.link = link_connect(f.path, window, NULL, NULL, NULL);
-	fake_accept(&f);
+	g.link = link_open(f.shim_fd, window, NULL, NULL, NULL);
+	fake_serve(&f);
 	ra_init(&g.ra, max_record);
 	memset(&fi, 0, sizeof(fi));
 	fi.flags = O_WRONLY;

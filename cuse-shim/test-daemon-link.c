@@ -28,8 +28,8 @@ static void test_round_trips(void)
 {
 	struct fake f;
 	fake_start(&f, all_ok, 1 << 30);
-	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
 	CHECK(l != NULL);
 	struct link_reply r;
 	CHECK(link_call(l, FRAME_OPEN, 0, 02 | 04000, NULL, 0, &r) == 0 && r.arg == 0 && r.length == 0);
@@ -71,8 +71,8 @@ static void test_window(void)
 {
 	struct fake f;
 	fake_start(&f, all_ok, 0);
-	struct daemon_link *l = link_connect(f.path, 4, NULL, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 4, NULL, on_lost, NULL);
+	fake_serve(&f);
 	/* The daemon answers nothing yet: four writes are acknowledged at once. */
 	for (int i = 0; i < 4; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
@@ -126,8 +126,8 @@ static void test_early_warning(void)
 	struct fake f;
 	ew_from = 1 << 30;
 	fake_start(&f, early_warning, 1 << 30);
-	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
 	struct link_reply r;
 	CHECK(link_call(l, FRAME_OPEN, 0, 1, NULL, 0, &r) == 0);
 	/* Requests 1-3; the reply to request 3 crosses early warning. */
@@ -161,8 +161,8 @@ static void test_behind_failure(void)
 	/* No reply until the three writes are out: had the second one's failure come back before the
 	 * third write, that write would rightly have been the one to get EIO (a race under load). */
 	fake_start(&f, second_write_fails, 0);
-	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
 	struct link_reply r;
 	for (int i = 0; i < 3; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
@@ -187,8 +187,8 @@ static void test_behind_failure_then_write(void)
 {
 	struct fake f;
 	fake_start(&f, second_write_fails, 1 << 30);
-	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
 	for (int i = 0; i < 2; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
 	CHECK(link_drain(l) == 0);
@@ -206,8 +206,8 @@ static void test_lost(void)
 	fprintf(stderr, "test-daemon-link: a lost connection and a reply out of order; their messages are expected:\n");
 	int before = lost_calls;
 	fake_start(&f, all_ok, 0);
-	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
 	CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
 	fake_wait_seen(&f, 1);
 	fake_hang_up(&f);
@@ -227,8 +227,8 @@ static void test_reply_out_of_order(void)
 	int before = lost_calls;
 	fake_start(&f, all_ok, 1 << 30);
 	f.bad_id = 1;
-	struct daemon_link *l = link_connect(f.path, 32, NULL, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
 	struct link_reply r;
 	CHECK(link_call(l, FRAME_OPEN, 0, 0, NULL, 0, &r) == -EIO);
 	link_close(l);
@@ -243,8 +243,8 @@ static void test_stop_while_waiting(void)
 	struct fake f;
 	fake_start(&f, all_ok, 0);
 	stop_flag = 1; /* as if SIGTERM came while the daemon takes its time */
-	struct daemon_link *l = link_connect(f.path, 32, &stop_flag, on_lost, NULL);
-	fake_accept(&f);
+	struct daemon_link *l = link_open(f.shim_fd, 32, &stop_flag, on_lost, NULL);
+	fake_serve(&f);
 	struct link_reply r;
 	CHECK(link_call(l, FRAME_READ, 0, 10, NULL, 0, &r) == -EIO);
 	link_close(l);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 int failures;
@@ -103,23 +102,20 @@ void fake_start(struct fake *f, policy_fn policy, int allowed)
 	memset(f, 0, sizeof(*f));
 	f->policy = policy;
 	f->allowed = allowed;
-	snprintf(f->path, sizeof(f->path), "/tmp/tapeproxy-link-test-%d.sock", (int)getpid());
-	unlink(f->path);
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	strcpy(addr.sun_path, f->path);
-	f->listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	if (bind(f->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(f->listen_fd, 1)) {
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		perror("fake daemon");
 		exit(1);
 	}
+	f->fd = sv[0];
+	f->shim_fd = sv[1];
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
 }
 
-/* After link_connect: the connection is waiting in the backlog. */
-void fake_accept(struct fake *f)
+/* After link_open(f->shim_fd, ...). */
+void fake_serve(struct fake *f)
 {
-	f->fd = accept(f->listen_fd, NULL, NULL);
 	pthread_create(&f->reader, NULL, fake_reader, f);
 	pthread_create(&f->replier, NULL, fake_replier, f);
 }
@@ -129,8 +125,6 @@ void fake_stop(struct fake *f)
 	pthread_join(f->reader, NULL);
 	pthread_join(f->replier, NULL);
 	close(f->fd);
-	close(f->listen_fd);
-	unlink(f->path);
 	pthread_mutex_destroy(&f->lock);
 	pthread_cond_destroy(&f->cond);
 }

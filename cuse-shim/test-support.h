@@ -21,8 +21,8 @@
 typedef void (*policy_fn)(const struct frame_header *req, int n, int32_t *arg, uint16_t *flags);
 
 struct fake {
-	int listen_fd, fd;
-	char path[108];
+	int fd;      /* the fake daemon's end */
+	int shim_fd; /* the end for link_open */
 	pthread_t reader, replier;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -35,9 +35,9 @@ struct fake {
 	struct frame_header req[MAX_SEEN];
 };
 
-/* Listens; connect, then fake_accept. */
+/* A connected socket pair: link_open(f->shim_fd, ...), then fake_serve. */
 void fake_start(struct fake *f, policy_fn policy, int allowed);
-void fake_accept(struct fake *f);
+void fake_serve(struct fake *f);
 /* After the link is closed. */
 void fake_stop(struct fake *f);
 void fake_allow(struct fake *f, int n);

@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DaemonConfig, DriveConfig } from './config/config.js';
 import { PseudoDrive } from './drive/pseudo-drive.js';
@@ -8,7 +9,7 @@ import { EventBus } from './events/events.js';
 import { RateMeter, SAMPLE_INTERVAL_MS } from './events/rates.js';
 import { serverSecurity } from './frontends/grpc/auth.js';
 import { driveInfo, startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
-import { ShimEndpoint } from './frontends/shim/shim-endpoint.js';
+import { ShimLink } from './frontends/shim/shim-link.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/prometheus.js';
@@ -56,7 +57,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   }
   const security = await serverSecurity(config);
   const drives = new Map<string, ServedDrive>();
-  const frontEnds: { endpoint: ShimEndpoint; supervisor: ShimSupervisor }[] = [];
+  const frontEnds: { link: ShimLink; supervisor: ShimSupervisor }[] = [];
   const bus = new EventBus();
   logEvents(bus, log);
   // Counting events from the first one (volume 1's load at start).
@@ -108,9 +109,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       watch.close();
       clearInterval(sampler);
       metricsServer?.server.close();
-      for (const { endpoint, supervisor } of frontEnds) {
+      for (const { link, supervisor } of frontEnds) {
         await supervisor.stop();
-        await endpoint.close();
+        await link.close();
       }
       await shutdown(server);
       for (const { drive, mirror } of drives.values()) {
@@ -140,16 +141,16 @@ function manifestRecorder(d: DriveConfig, sinks: Sink[], setAside: (sink: Sink) 
   });
 }
 
-/** A kernel-facing device for the drive: its socket, then the shim that serves the device. */
+/** A kernel-facing device for the drive: the shim that serves the device, and the daemon's link to it. */
 async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, runtimeDir: string, log: Logger) {
   const window = { records: SHIM_WINDOW, bytes: shimWindowBytes(mirror.earlyWarningZone()) };
-  const endpoint = new ShimEndpoint(join(runtimeDir, `${d.name}.sock`), drive, log, window);
-  await endpoint.listen();
+  await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
+  const link = new ShimLink(join(runtimeDir, `${d.name}.sock`), drive, log, window);
   const supervisor = new ShimSupervisor(
     {
       drive: d.name,
       device: d.device!,
-      socket: endpoint.path,
+      socket: link.path,
       mode: d.deviceMode,
       group: d.deviceGroup,
       window: window.records,
@@ -159,10 +160,11 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
     log,
   );
   supervisor.start();
-  await endpoint.connected();
+  link.start();
+  await link.connected();
   await supervisor.ready();
   log.info({ drive: d.name, device: supervisor.devicePath }, 'device ready');
-  return { endpoint, supervisor };
+  return { link, supervisor };
 }
 
 async function serveMetrics(listen: string, metrics: Metrics, log: Logger) {

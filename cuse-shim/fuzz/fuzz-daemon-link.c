@@ -21,33 +21,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
-
-static int listen_fd = -1;
-static char path[108];
-
-static void stop_listening(void)
-{
-	unlink(path);
-}
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	snprintf(path, sizeof(path), "/tmp/tapeproxy-fuzz-link-%d.sock", (int)getpid());
-	unlink(path);
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	strcpy(addr.sun_path, path);
-	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) || listen(listen_fd, 4)) {
-		perror("fuzz-daemon-link: listening");
-		exit(1);
-	}
-	atexit(stop_listening);
-	return 0;
-}
 
 struct waiting {
 	struct daemon_link *link;
@@ -101,10 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 2;
 
 	int is_lost = 0;
-	struct daemon_link *l = link_connect(path, 32, NULL, lost, &is_lost);
+	int sv[2];
+	FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	struct daemon_link *l = link_open(sv[1], 32, NULL, lost, &is_lost);
 	FUZZ_CHECK(l != NULL);
-	int fd = accept(listen_fd, NULL, NULL);
-	FUZZ_CHECK(fd >= 0);
+	int fd = sv[0];
 
 	/*
 	 * The waiting request goes first (id 1): link_call waits for write-behind replies before it

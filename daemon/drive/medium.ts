@@ -1,3 +1,4 @@
+import type { Lease } from './record-pool.js';
 /**
  * What the pseudo drive needs from "the tape": the mirror of all sinks implements it, so the drive
  * never sees transports. Positions are logical object numbers from BOT (records and filemarks both
@@ -36,8 +37,11 @@ export interface Medium {
 
   /** Whether a record of `recordBytes` would fit on every copy here (false: a copy's physical end). */
   fits(recordBytes: number): Promise<boolean>;
-  /** Writes one record; throws ENOSPC (nothing written anywhere) at a copy's physical end. */
-  write(record: Buffer): Promise<WriteOutcome>;
+  /**
+   * Writes one record; throws ENOSPC (nothing written anywhere) at a copy's physical end. With a
+   * lease, the record's memory is reused once the call returns unless held (RecordPool).
+   */
+  write(record: Buffer, lease?: Lease): Promise<WriteOutcome>;
   writeFilemarks(count: number): Promise<void>;
   read(): Promise<TapeObject>;
   spaceRecords(count: number): Promise<SpaceResult>;

@@ -2,6 +2,7 @@ import type { PublishEvent } from '../events/events.js';
 import type { Medium, SpaceResult } from './medium.js';
 import { Gstat, MT_ISSCSI2, MT_ST_BLKSIZE_MASK, MT_ST_DENSITY_SHIFT, MtOp, mtOpName, type MtGet } from './mtio.js';
 import { Errno, TapeError, tapeError } from './tape-error.js';
+import type { Lease } from './record-pool.js';
 
 /**
  * The Linux st driver's per-drive state machine (drivers/scsi/st.c, kernel 6.1), over a Medium.
@@ -69,6 +70,8 @@ export interface DriveState {
 export interface WriteMode {
   behind?: boolean;
   checked?: boolean;
+  /** The data is a pooled record: copies that keep it past the write hold it (RecordPool). */
+  lease?: Lease;
 }
 
 /** One open of the drive (a file descriptor). */
@@ -219,7 +222,7 @@ export class PseudoDrive {
     let earlyWarning = false;
     try {
       for (; written < data.length; written += size) {
-        const outcome = await this.medium.write(data.subarray(written, written + size));
+        const outcome = await this.medium.write(data.subarray(written, written + size), mode.lease);
         if (this.blkno >= 0) this.blkno++;
         if (outcome === 'early-warning') earlyWarning = true;
       }

@@ -1,6 +1,7 @@
 import type { PublishEvent } from '../events/events.js';
 import type { Medium, SpaceResult, TapeObject, WriteOutcome } from '../drive/medium.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
+import type { Lease } from '../drive/record-pool.js';
 import type { MirrorRecorder } from '../manifest/recorder.js';
 import type { Room, Sink, SinkStatus } from '../sinks/sink.js';
 import { StallWatch } from './stall-watch.js';
@@ -148,11 +149,15 @@ export class Mirror implements Medium {
     return (await this.roomFor(recordBytes)).room !== 'full';
   }
 
-  async write(record: Buffer): Promise<WriteOutcome> {
+  async write(record: Buffer, lease?: Lease): Promise<WriteOutcome> {
     this.throwIfFailed();
     const { room, full } = await this.roomFor(record.length);
     if (full) throw tapeError('ENOSPC', `${full.name}: physical end of volume ${this.volumeNo}`);
-    for (const sink of this.active) sink.write(record);
+    let owned = lease ? undefined : record; // a pooled record is reused: others get their own copy
+    for (const sink of this.active) {
+      if (lease && sink.holdsLeases) sink.write(record, lease);
+      else sink.write((owned ??= Buffer.from(record)));
+    }
     this.options.recorder?.record(this.pos, record);
     this.pos++;
     if (room === 'early-warning') this.tellEarlyWarnings();

@@ -1,6 +1,7 @@
 import { access, constants, type FileHandle, open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TapeObject } from '../drive/medium.js';
+import type { Lease } from '../drive/record-pool.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
 import type { Capacity } from './capacity.js';
 import { ObjectIndex } from './object-index.js';
@@ -26,7 +27,8 @@ export function volumePath(template: string, volume: number): string {
   return volume === 1 ? template : `${template}.${volume}`;
 }
 
-type Op = { kind: 'write'; at: number; bufs: Buffer[]; bytes: number } | { kind: 'truncate'; at: number };
+/** `releases` let go of the pooled records among `bufs` once written (or dropped). */
+type Op = { kind: 'write'; at: number; bufs: Buffer[]; bytes: number; releases: (() => void)[] } | { kind: 'truncate'; at: number };
 
 const MAX_IOV = 1024;
 
@@ -45,6 +47,7 @@ const GATHER_MS = 2;
  */
 export class FileSink implements Sink {
   readonly name: string;
+  readonly holdsLeases = true;
   private fh: FileHandle | undefined;
   private reader: SimhReader | undefined;
   private path = '';
@@ -140,12 +143,12 @@ export class FileSink implements Sink {
     return this.options.capacity.room(this.offset + framedSize(recordBytes));
   }
 
-  write(record: Buffer): void {
+  write(record: Buffer, lease?: Lease): void {
     const words = lengthWords(record.length);
     const bufs = [words.subarray(0, 4), record];
     if (record.length & 1) bufs.push(PAD_BYTE);
     bufs.push(words.subarray(4));
-    this.append(bufs, framedSize(record.length), 1);
+    this.append(bufs, framedSize(record.length), 1, lease?.hold());
     this.records++;
     this.bytes += record.length;
   }
@@ -242,15 +245,19 @@ export class FileSink implements Sink {
     await this.unload();
   }
 
-  private append(bufs: Buffer[], bytes: number, objects: number): void {
-    if (this.failure) return; // already reported; queueing more would only grow memory
+  private append(bufs: Buffer[], bytes: number, objects: number, release?: () => void): void {
+    if (this.failure) {
+      release?.();
+      return; // already reported; queueing more would only grow memory
+    }
     this.cutAtPosition();
     const last = this.ops.at(-1);
     if (last?.kind === 'write' && last.at + last.bytes === this.offset && last.bufs.length < MAX_IOV) {
       last.bufs.push(...bufs);
       last.bytes += bytes;
+      if (release) last.releases.push(release);
     } else {
-      this.ops.push({ kind: 'write', at: this.offset, bufs, bytes });
+      this.ops.push({ kind: 'write', at: this.offset, bufs, bytes, releases: release ? [release] : [] });
     }
     this.queue.added(bytes);
     this.offset += bytes;
@@ -300,14 +307,15 @@ export class FileSink implements Sink {
       }
       const ops = this.ops;
       this.ops = [];
-      for (const op of ops) {
+      for (const [i, op] of ops.entries()) {
         try {
           await this.apply(op);
         } catch (err) {
           this.queue.fail(err instanceof TapeError ? err : this.ioError(op.kind, err));
-          this.ops = [];
+          for (const dropped of [...ops.slice(i), ...this.ops.splice(0)]) releaseRecords(dropped);
           return;
         }
+        releaseRecords(op);
         if (op.kind === 'write') this.queue.done(op.bytes);
       }
     }
@@ -334,6 +342,10 @@ export class FileSink implements Sink {
   private ioError(what: string, err: unknown): TapeError {
     return tapeError('EIO', `${this.name}: ${what} of ${this.path} failed: ${(err as Error).message}`);
   }
+}
+
+function releaseRecords(op: Op): void {
+  if (op.kind === 'write') for (const release of op.releases) release();
 }
 
 async function writevAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {

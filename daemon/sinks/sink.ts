@@ -1,4 +1,5 @@
 import type { TapeObject } from '../drive/medium.js';
+import type { Lease } from '../drive/record-pool.js';
 
 /** Where a record of a given size would leave a copy's capacity model. */
 export type Room = 'ok' | 'early-warning' | 'full';
@@ -45,7 +46,12 @@ export interface Sink {
   hasVolume(volume: number): Promise<boolean>;
 
   room(recordBytes: number): Room;
-  write(record: Buffer): void;
+  /**
+   * Queues a record. A sink that `holdsLeases` is given the record's lease when it is pooled, and
+   * holds it while it keeps the record; other sinks are given a record they own.
+   */
+  write(record: Buffer, lease?: Lease): void;
+  readonly holdsLeases?: boolean;
   writeFilemarks(count: number): void;
   /** Discards everything from the position on. */
   erase(): void;

@@ -1,17 +1,20 @@
 /**
  * Who may use a drive on this machine: the device (here the FUSE file; a CUSE node gets the same
  * mode and group) is 0660 group tape, so a local user outside the group is refused and one in it is
- * let in, by the kernel; the shim's socket is the daemon's alone (0600 root), so nobody can talk to
- * the drive around the device; and the gRPC port, which any local user can reach, asks for a token
+ * let in, by the kernel; the shim's socket is the daemon's alone (0600 root in a 0700 folder, and gone once
+ * the daemon is connected), so nobody can talk to the drive around the device; and the gRPC port, which any local user can reach, asks for a token
  * kept in a file only group tape can read. Real users, made for the test, run real dd and tapeproxy.
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { shimBinary } from '../../daemon/frontends/shim/shim-supervisor.js';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 
 const OUTSIDER = 'tpx-outsider';
 const OPERATOR = 'tpx-operator';
@@ -60,7 +63,14 @@ it('the device is 0660 group tape: a user outside the group is refused, one in i
 });
 
 it("the shim's socket is the daemon's alone: another user cannot connect to it", async () => {
-  const socket = join(dir.path, 'run', 'pnst0.sock');
+  // The daemon's shim took its one connection and removed the path; the folder is root's alone.
+  const run = join(dir.path, 'run');
+  expect(existsSync(join(run, 'pnst0.sock'))).toBe(false);
+  expect((await stat(run)).mode & 0o777).toBe(0o700);
+  // A shim still waiting for its daemon, its socket in a folder others can reach: 0600 root.
+  const socket = join(dir.path, 'waiting.sock');
+  const shim = execa(shimBinary(), ['--socket', socket, '--fuse', join(dir.path, 'waiting')], { reject: false });
+  await waitFor('the shim making its socket', async () => existsSync(socket));
   const st = await stat(socket);
   expect(st.mode & 0o777).toBe(0o600);
   expect(st.uid).toBe(0);
@@ -70,6 +80,9 @@ it("the shim's socket is the daemon's alone: another user cannot connect to it",
     expect(r.exitCode, `${user} connected to the shim's socket`).toBe(1);
     expect(r.stderr).toMatch(/EACCES/);
   }
+  shim.kill('SIGTERM');
+  expect((await shim).exitCode).toBe(0); // asked to stop before a daemon came
+  expect(existsSync(socket)).toBe(false);
 });
 
 it('gRPC asks for the token, which only group tape can read: the outsider is refused, the operator is served', async () => {

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, cli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
+import { waitFor } from '../support/wait.js';
 import { makeTree } from '../support/trees.js';
 
 const dir = useTempDir();
@@ -64,6 +65,9 @@ describe('tapeproxy watch', () => {
     await execa('tmux', [...TMUX, 'new-session', '-d', '-s', 'watch', '-x', '160', '-y', '40', command]);
     tmuxStarted = true;
     const capture = async () => (await execa('tmux', [...TMUX, 'capture-pane', '-p', '-t', 'watch'])).stdout;
+    // Watch shows events from when it connects: the backup starts once it has (on a loaded machine
+    // the first volume's early warning came before a slow start of watch).
+    await waitFor('watch showing the drive', async () => /pnst0 {2}IDLE/.test(await capture()));
 
     const screens = await whileRunning(tarTo(device), capture);
     const copyA = `file:${dir.path}/a-%v.tap`;
@@ -96,6 +100,7 @@ describe('tapeproxy watch', () => {
     const watch = execa('node', [CLI, '--server', daemon!.address, 'watch', '--interval', '0.2'], { reject: false });
     const lines: string[] = [];
     watch.stdout!.setEncoding('utf8').on('data', (chunk: string) => lines.push(...chunk.split('\n').filter(Boolean)));
+    await waitFor('watch connected', async () => lines.length > 0); // see above
     await tarTo(device);
     await sleep(500);
     watch.kill('SIGTERM'); // as Ctrl-C: watch ends the stream and exits 0

@@ -2,21 +2,23 @@
  * The daemon's side of the shim socket (proto/shim-frames.md) against a fake shim over a real Unix
  * socket: write-behind, exact ENOSPC after early warning, CUSE's write check, ioctls, errors.
  */
-import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MtOp } from '../../daemon/drive/mtio.js';
-import { type Frame, FrameDecoder, FrameType, REPLY, ReplyFlag, RequestFlag, encodeFrame } from '../../daemon/frontends/shim/frames.js';
-import { ShimEndpoint } from '../../daemon/frontends/shim/shim-endpoint.js';
+import { type Frame, FrameType, REPLY, ReplyFlag, RequestFlag, encodeFrame } from '../../daemon/frontends/shim/frames.js';
+import { FrameReader } from '../../daemon/frontends/shim/frame-reader.js';
+import { ShimLink } from '../../daemon/frontends/shim/shim-link.js';
 import { memoryDrive, tag, type CopySpec } from '../support/memory-drive.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const dir = useTempDir();
 const log = pino({ level: 'silent' });
-const endpoints: ShimEndpoint[] = [];
+const links: ShimLink[] = [];
 afterEach(async () => {
-  for (const e of endpoints.splice(0)) await e.close();
+  for (const l of links.splice(0)) await l.close();
 });
 
 const REC = 1000;
@@ -25,7 +27,7 @@ const O_WRONLY = 1;
 
 /** A fake shim: sends frames, collects the replies in order. */
 class FakeShim {
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder = new FrameReader();
   private readonly replies: Frame[] = [];
   private waiters: (() => void)[] = [];
   private nextId = 1;
@@ -64,16 +66,20 @@ class FakeShim {
 
 async function setup(copies: CopySpec[] = [{}]) {
   const { drive, sinks } = await memoryDrive(copies);
-  const endpoint = new ShimEndpoint(join(dir.path, 'pnst0.sock'), drive, log, { records: 32, bytes: 32 * 2 ** 20 });
-  await endpoint.listen();
-  endpoints.push(endpoint);
-  const shim = await open(endpoint.path);
-  return { drive, sinks, endpoint, shim };
+  const link = new ShimLink(join(dir.path, 'pnst0.sock'), drive, log, { records: 32, bytes: 32 * 2 ** 20 });
+  links.push(link);
+  const shim = await listen(link);
+  return { drive, sinks, link, shim };
 }
 
-async function open(path: string): Promise<FakeShim> {
-  const socket = connect(path);
-  await new Promise((r) => socket.once('connect', r));
+/** A fake shim listening where the link connects, as the real one does; one connection. */
+async function listen(link: ShimLink): Promise<FakeShim> {
+  const server = createServer();
+  server.listen(link.path);
+  await once(server, 'listening');
+  link.start();
+  const [socket] = (await once(server, 'connection')) as [Socket];
+  server.close();
   return new FakeShim(socket);
 }
 
@@ -175,16 +181,14 @@ describe('shim connection', () => {
     await shim.call(FrameType.CLOSE);
   });
 
-  it('a shim that goes away with the drive open leaves it closed with its filemark; a second shim is refused meanwhile', async () => {
-    const { sinks, endpoint, shim } = await setup();
+  it('a shim that goes away with the drive open leaves it closed with its filemark; the link then connects to the next shim', async () => {
+    const { sinks, link, shim } = await setup();
     await shim.call(FrameType.OPEN, O_WRONLY);
     await shim.call(FrameType.WRITE, 0, Buffer.alloc(REC, 7));
-    const intruder = await open(endpoint.path);
-    await expect(intruder.reply()).rejects.toThrow('connection closed');
     shim.socket.destroy();
     await new Promise((r) => setTimeout(r, 100));
     expect(sinks[0]!.contents(1).map(tag)).toEqual([7, 'FM']);
-    const again = await open(endpoint.path); // the endpoint takes a new shim
+    const again = await listen(link); // as a restarted shim
     expect((await again.call(FrameType.OPEN, 0)).arg).toBe(0);
     again.socket.destroy();
   });

@@ -12,7 +12,6 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   encodeFrame,
   type Frame,
-  FrameDecoder,
   FrameError,
   FrameType,
   HEADER_BYTES,
@@ -20,6 +19,7 @@ import {
   ReplyFlag,
   RequestFlag,
 } from '../../daemon/frontends/shim/frames.js';
+import { FrameReader } from '../../daemon/frontends/shim/frame-reader.js';
 
 const SHIM_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cuse-shim');
 const FRAME_TOOL = join(SHIM_DIR, 'build', 'frame-tool');
@@ -100,7 +100,7 @@ describe('shim frames across C and TypeScript', () => {
     const frames = sampleFrames();
     const bytes = await cEncode(frames);
     expect(bytes.equals(Buffer.concat(frames.map(encodeFrame)))).toBe(true);
-    expectSameFrames(new FrameDecoder().push(bytes), frames);
+    expectSameFrames(new FrameReader().push(bytes), frames);
   });
 
   it('frames encoded in TypeScript decode identically in C', async () => {
@@ -112,7 +112,7 @@ describe('shim frames across C and TypeScript', () => {
   it('a C stream split into many small chunks decodes whole on the TypeScript side', async () => {
     const frames = sampleFrames().filter((f) => f.payload.length < 2 ** 20);
     const bytes = await cEncode(frames);
-    const decoder = new FrameDecoder();
+    const decoder = new FrameReader();
     const got: Frame[] = [];
     for (let at = 0, step = 1; at < bytes.length; at += step, step = (step % 7) + 1) {
       // Copies: a chunk must not share memory with the next one.
@@ -125,7 +125,7 @@ describe('shim frames across C and TypeScript', () => {
   it('found by the fuzzer: a header cut across chunks is joined once, and whole frames before a bad header are kept', () => {
     const payload = Buffer.alloc(100_000, 7);
     const bytes = encodeFrame({ type: FrameType.WRITE, flags: 0, id: 1, arg: 0, payload });
-    const decoder = new FrameDecoder();
+    const decoder = new FrameReader();
     const concat = vi.spyOn(Buffer, 'concat');
     const got = [decoder.push(bytes.subarray(0, 5))];
     for (let at = 5; at < bytes.length; at += 100) got.push(decoder.push(bytes.subarray(at, at + 100)));
@@ -137,7 +137,7 @@ describe('shim frames across C and TypeScript', () => {
     const bad = Buffer.alloc(HEADER_BYTES, 0xff);
     const err = (() => {
       try {
-        new FrameDecoder().push(Buffer.concat([bytes, bad]));
+        new FrameReader().push(Buffer.concat([bytes, bad]));
       } catch (e) {
         return e as FrameError;
       }

@@ -1,5 +1,4 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { Access, type DriveReply, type DriveRequest } from '../../../generated/tapeproxy.js';
 import type { DriveHandle, PseudoDrive } from '../../drive/pseudo-drive.js';
@@ -62,7 +61,7 @@ export function serveSession(
       result = await execute(req).catch((err: unknown) => errorResult(err, drive, log));
       pipelineBroken = req.pipelined ? pipelineBroken || endsPipeline(result) : endsPipeline(result);
     }
-    if (!call.write({ id: req.id, ...result, flags: flagsOf(drive) })) await once(call, 'drain');
+    if (!call.write({ id: req.id, ...result, flags: flagsOf(drive) })) await drainedOrGone(call);
   }
 
   async function finish(reason: string): Promise<void> {
@@ -94,6 +93,23 @@ export function serveSession(
   }));
   call.on('cancelled', () => enqueue(() => finish('call cancelled')));
   call.on('error', (err: Error) => enqueue(() => finish(`stream error: ${err.message}`)));
+}
+
+/**
+ * Resolves when the call takes writes again, or is over: a client that went away (a link that
+ * stalled, then dropped) never drains, and waiting for it would hold the drive, EBUSY to the same
+ * client resuming, since the session's end waits behind this reply.
+ */
+function drainedOrGone(call: ServerDuplexStream<DriveRequest, DriveReply>): Promise<void> {
+  if (call.cancelled || call.destroyed) return Promise.resolve();
+  const ends = ['drain', 'cancelled', 'close', 'error'] as const;
+  return new Promise((resolve) => {
+    const done = () => {
+      for (const e of ends) call.off(e, done);
+      resolve();
+    };
+    for (const e of ends) call.on(e, done);
+  });
 }
 
 /** Requests read ahead of the one being executed (pipelining depth the daemon buffers). */

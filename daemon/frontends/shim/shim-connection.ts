@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { encodeMtget } from '../../drive/mtio.js';
 import type { Access, DriveHandle, PseudoDrive } from '../../drive/pseudo-drive.js';
 import { Errno, TapeError, tapeError } from '../../drive/tape-error.js';
-import { encodeHeader, type Frame, FrameDecoder, FrameError, FrameType, REPLY, ReplyFlag, RequestFlag } from './frames.js';
+import type { FrameReader } from './frame-reader.js';
+import { encodeHeader, type Frame, type FrameError, FrameType, REPLY, ReplyFlag, RequestFlag } from './frames.js';
 
 const ACCESS: Access[] = ['read', 'write', 'read-write'];
 const O_NONBLOCK = 0o4000;
@@ -33,8 +34,7 @@ interface Result {
  * One shim's connection to a drive (proto/shim-frames.md): requests run in order, one reply each.
  * The connection's end closes the drive if the shim left it open, as a process exit would.
  */
-export function serveShimConnection(socket: Socket, drive: PseudoDrive, log: Logger, window: ShimWindow): Promise<void> {
-  const decoder = new FrameDecoder();
+export function serveShimConnection(socket: Socket, reader: FrameReader, drive: PseudoDrive, log: Logger, window: ShimWindow): Promise<void> {
   let handle: DriveHandle | undefined;
   let chain = Promise.resolve();
   let waiting = 0;
@@ -54,6 +54,7 @@ export function serveShimConnection(socket: Socket, drive: PseudoDrive, log: Log
           arg: await h.write(f.payload, {
             behind: (f.flags & RequestFlag.WRITE_BEHIND) !== 0,
             checked: (f.flags & RequestFlag.CHECKED) !== 0,
+            lease: f.record,
           }),
         };
       case FrameType.WRITE_CHECK:
@@ -86,12 +87,13 @@ export function serveShimConnection(socket: Socket, drive: PseudoDrive, log: Log
     }
   }
 
-  async function answer(f: Frame): Promise<void> {
+  async function answer(f: Frame, release: (() => void) | undefined): Promise<void> {
     const result = await execute(f).catch((err: unknown): Result => {
       if (err instanceof TapeError) return { arg: -err.errno };
       log.error({ drive: drive.name, err }, 'shim request failed unexpectedly');
       return { arg: -Errno.EIO };
     });
+    release?.(); // the sinks that still need the payload hold it themselves
     const flags = drive.flags();
     const replyFlags =
       (flags.earlyWarning ? ReplyFlag.EARLY_WARNING : 0) |
@@ -132,31 +134,25 @@ export function serveShimConnection(socket: Socket, drive: PseudoDrive, log: Log
     if (replies.length > 0 && !socket.destroyed) socket.write(replies.length === 1 ? replies[0]! : Buffer.concat(replies));
   }
 
-  socket.on('data', (chunk: Buffer) => {
-    let frames: Frame[];
-    let malformed: FrameError | undefined;
-    try {
-      frames = decoder.push(chunk);
-    } catch (err) {
-      malformed = err as FrameError;
-      frames = malformed.frames; // the whole ones before it run, as they would in an earlier chunk
-    }
+  // A malformed frame's predecessors in the same read run, as they would have in an earlier read.
+  reader.onFrames = (frames: Frame[], malformed?: FrameError): boolean => {
     for (const f of frames) {
       waiting++;
-      chain = chain.then(() => answer(f));
+      const release = f.record?.hold();
+      chain = chain.then(() => answer(f, release));
     }
     if (malformed) {
       log.error({ drive: drive.name, err: malformed.message }, 'shim sent a malformed frame; closing its connection');
       socket.destroy();
-      return;
+      return false;
     }
-    if (waiting >= MAX_WAITING) socket.pause();
-  });
+    return waiting < MAX_WAITING; // false pauses the socket
+  };
 
   return new Promise((resolve) => {
     socket.on('close', () => {
       chain = chain.then(async () => {
-        if (decoder.buffered > 0) log.warn({ drive: drive.name }, 'shim connection ended inside a frame');
+        if (reader.buffered > 0) log.warn({ drive: drive.name }, 'shim connection ended inside a frame');
         const h = handle;
         handle = undefined;
         if (h && drive.isOpenedBy(h)) {

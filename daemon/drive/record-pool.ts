@@ -1,0 +1,72 @@
+/**
+ * A hold on a record's memory. Records read from the shim live in reused buffers (RecordPool): a
+ * sink that keeps a record after its write call returns holds it, and lets go once written.
+ */
+export interface Lease {
+  /** Keeps the record's memory from reuse until the returned function is called (once). */
+  hold(): () => void;
+}
+
+/** Buffers are pooled by capacity, powers of two from MIN_POOLED to MAX_POOLED. */
+const MIN_POOLED = 16 * 1024;
+const MAX_POOLED = 2 * 2 ** 20;
+
+/**
+ * Record buffers reused instead of allocated. A fresh buffer per record made V8 collect garbage
+ * for most of the daemon's time at 256 KiB records (every 64 MB of new external memory forces a
+ * full collection); a reused one costs nothing. A buffer returns to the pool when every hold on its
+ * record is released; the pool keeps at most `maxFreeBytes` of them, so memory stays bounded.
+ */
+export class RecordPool {
+  private readonly free = new Map<number, Buffer[]>();
+  private freeBytes = 0;
+
+  constructor(private readonly maxFreeBytes = 32 * 2 ** 20) {}
+
+  /** A record of `length` bytes (contents undefined), not held yet. */
+  take(length: number): PooledRecord {
+    if (length > MAX_POOLED) return new PooledRecord(Buffer.allocUnsafeSlow(length), length, undefined);
+    const capacity = Math.max(MIN_POOLED, 2 ** Math.ceil(Math.log2(Math.max(1, length))));
+    const reused = this.free.get(capacity)?.pop();
+    if (reused) this.freeBytes -= capacity;
+    return new PooledRecord(reused ?? Buffer.allocUnsafeSlow(capacity), length, this);
+  }
+
+  /** @internal from PooledRecord, once its last hold is released */
+  give(backing: Buffer): void {
+    if (this.freeBytes + backing.length > this.maxFreeBytes) return; // the GC takes it
+    let list = this.free.get(backing.length);
+    if (!list) this.free.set(backing.length, (list = []));
+    list.push(backing);
+    this.freeBytes += backing.length;
+  }
+}
+
+export class PooledRecord implements Lease {
+  /** The record's bytes: a view of the pooled buffer. */
+  readonly data: Buffer;
+  private holds = 0;
+  private retired = false;
+
+  constructor(
+    private readonly backing: Buffer,
+    length: number,
+    private readonly pool: RecordPool | undefined,
+  ) {
+    this.data = backing.subarray(0, length);
+  }
+
+  hold(): () => void {
+    // Held again after its memory went back to the pool: whoever holds it would read another record.
+    if (this.retired) throw new Error('a record was held after its buffer was reused');
+    this.holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.holds > 0) return;
+      this.retired = true;
+      this.pool?.give(this.backing);
+    };
+  }
+}

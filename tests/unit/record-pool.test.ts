@@ -1,0 +1,83 @@
+/**
+ * Pooled record buffers (daemon/drive/record-pool.ts): a buffer is reused only once every hold on
+ * its record is released, and a mirror's copies that keep a record hold it until it is written.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RecordPool } from '../../daemon/drive/record-pool.js';
+import { Mirror } from '../../daemon/mirror/mirror.js';
+import { Capacity } from '../../daemon/sinks/capacity.js';
+import { FileSink } from '../../daemon/sinks/file-sink.js';
+import { MemorySink } from '../../daemon/sinks/memory-sink.js';
+import { useTempDir } from '../support/temp-dir.js';
+
+const tmp = useTempDir();
+let mirror: Mirror | undefined;
+afterEach(async () => {
+  await mirror?.close();
+  mirror = undefined;
+});
+
+describe('RecordPool', () => {
+  it('reuses a buffer only after the last hold is released, and a release counts once', () => {
+    const pool = new RecordPool();
+    const a = pool.take(100_000);
+    const first = a.hold();
+    const second = a.hold();
+    first();
+    first(); // again: no effect
+    const b = pool.take(100_000);
+    expect(b.data.buffer).not.toBe(a.data.buffer); // still held by `second`
+    second();
+    const c = pool.take(70_000); // the same capacity class (128 KiB)
+    expect(c.data.buffer).toBe(a.data.buffer);
+    expect(c.data.length).toBe(70_000);
+    expect(() => a.hold()).toThrow('a record was held after its buffer was reused');
+  });
+
+  it('keeps at most its bound of free buffers, and does not pool very large records', () => {
+    const pool = new RecordPool(256 * 1024);
+    const records = [1, 2, 3].map(() => pool.take(200_000));
+    for (const r of records) r.hold()();
+    expect(records.map(() => pool.take(200_000).data.buffer).filter((b) => records.some((r) => r.data.buffer === b))).toHaveLength(1);
+    const big = pool.take(3 * 2 ** 20);
+    big.hold()();
+    expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(big.data.buffer);
+  });
+});
+
+describe('a mirror given pooled records', () => {
+  it('an image copy holds each record until written; a copy that does not hold gets its own bytes', async () => {
+    const pool = new RecordPool();
+    // Slow, so that records wait in its queue while the writer reuses their buffers.
+    const image = new FileSink({ path: join(tmp.path, 'a.tap'), capacity: new Capacity(), readonly: false, fsync: false, rate: 20e6 });
+    const memory = new MemorySink('mem', new Capacity());
+    mirror = new Mirror([image, memory], { window: 16 * 2 ** 20 });
+    await mirror.loadNext();
+    const expected: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const record = pool.take(64 * 1024);
+      record.data.fill(i);
+      expected.push(Buffer.from(record.data));
+      const release = record.hold(); // the writer's own hold, as the shim connection's
+      await mirror.write(record.data, record);
+      release();
+    }
+    expect(image.queuedBytes).toBeGreaterThan(0); // records were still queued when their writer let go
+    await mirror.sync();
+    expect(memory.contents(1).map(digest)).toEqual(expected.map(digest));
+    await mirror.rewind();
+    const read: Buffer[] = [];
+    for (let i = 0; i < expected.length; i++) {
+      const object = await image.next(true);
+      read.push(object.kind === 'record' ? object.data : Buffer.alloc(0));
+    }
+    expect(read.map(digest)).toEqual(expected.map(digest));
+  });
+});
+
+/** Compared by digest: toEqual on megabytes of buffers takes seconds, and its diff minutes. */
+function digest(b: Buffer | null): string {
+  return b ? `${b.length}:${createHash('sha256').update(b).digest('hex').slice(0, 16)}` : 'filemark';
+}

@@ -21,7 +21,7 @@ export class RecordPool {
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;
 
-  constructor(private readonly maxFreeBytes = 32 * 2 ** 20) {}
+  constructor(private readonly maxFreeBytes = 16 * 2 ** 20) {}
 
   /** A record of `length` bytes (contents undefined), not held yet. */
   take(length: number): PooledRecord {

@@ -3,7 +3,8 @@
  * unmodified tar -M writers at once, round after round for TAPEPROXY_SOAK_SECONDS (default 20; each
  * round on the volumes after the last, as a stacker goes on). After every round every copy of every
  * drive must be identical to its twin volume by volume; `tapeproxy verify` must pass both copies of
- * the last round against their manifests; copy B alone must restore each writer's last backup; and the daemon's memory must not grow from the first round to the last.
+ * the last round against their manifests; copy B alone must restore each writer's last backup; and
+ * the daemon's memory must not grow from the first round to the last.
  */
 import { execa } from 'execa';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';

@@ -72,10 +72,10 @@ export class FrameReader {
   }
 
   private received(n: number): boolean {
-    const frames: Frame[] = [];
     try {
       if (!this.direct) return this.onFrames(this.push(this.staging.subarray(0, n)));
-      this.payloadFill += n;
+      this.payloadFill += n; // read straight into the partial frame's record
+      const frames: Frame[] = [];
       this.completeIfFull(frames);
       return this.onFrames(frames);
     } catch (err) {

@@ -68,7 +68,9 @@ export class ShimLink {
       const socket = connect({ path: this.path, ...reader.socketOptions });
       socket.once('connect', () => {
         socket.removeAllListeners('error');
-        resolve(this.closed ? void socket.destroy() : socket);
+        if (!this.closed) return resolve(socket);
+        socket.destroy(); // closed while connecting
+        resolve(undefined);
       });
       socket.once('error', () => resolve(undefined));
     });

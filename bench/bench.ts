@@ -15,16 +15,38 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../daemon/package-root.js';
 
-const { values: opts } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '5' },
-    sizes: { type: 'string', default: '10240,65536,262144,1048576' },
-    mib: { type: 'string', default: '1024' },
-    long: { type: 'boolean', default: false },
-    only: { type: 'string', default: '' },
-    'no-manifests': { type: 'boolean', default: false },
-  },
-});
+// A bad option is told in one line (and --help named), not as a stack trace.
+const { values: opts } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        runs: { type: 'string', default: '5' },
+        sizes: { type: 'string', default: '10240,65536,262144,1048576' },
+        mib: { type: 'string', default: '1024' },
+        long: { type: 'boolean', default: false },
+        only: { type: 'string', default: '' },
+        'no-manifests': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message} (see --help)`);
+    process.exit(2);
+  }
+})();
+if (opts.help) {
+  console.log(`npm run bench [-- OPTIONS]: the pseudo drive against mbuffer, tee and dd on this machine
+
+  --runs N          runs per contender and record size; the median is reported (default 5)
+  --sizes LIST      record sizes in bytes (default 10240,65536,262144,1048576)
+  --mib N           MiB written per run (default 1024)
+  --only LIST       contenders to run: A,Bfile,Btar,Cdd,Ctar,Tee,D,E,F (default all)
+  --long            also stream 10 GiB through the drive and print the daemon's peak RSS
+  --no-manifests    run the daemons without manifests (what recording them costs)
+
+Prints a table and the ratios against the targets; the JSON goes to bench/results/latest.json.`);
+  process.exit(0);
+}
 const RUNS = Number(opts.runs);
 const SIZES = opts.sizes.split(',').map(Number);
 const BYTES = Number(opts.mib) * 2 ** 20;

@@ -711,7 +711,6 @@ const KEEPS_RW_OPS = new Set<number>([MtOp.MTNOP, MtOp.MTSETBLK, MtOp.MTSETDENSI
 const SEEK_NEXT_OPS = new Set<number>([MtOp.MTREW, MtOp.MTOFFL, MtOp.MTRETEN, MtOp.MTEOM, MtOp.MTLOCK, MtOp.MTLOAD, MtOp.MTCOMPRESSION]);
 /** Ops that are fine on an empty drive (opened O_NONBLOCK). */
 const OPS_WITHOUT_MEDIUM = new Set<number>([MtOp.MTLOAD, MtOp.MTNOP, MtOp.MTSETBLK, MtOp.MTSETDENSITY, MtOp.MTSETDRVBUFFER, MtOp.MTLOCK, MtOp.MTUNLOCK, MtOp.MTCOMPRESSION]);
-/** Ops that move the tape: they cancel a pending autoload volume change. */
 /**
  * Filemarks one MTWEOF may write. st takes up to 2^24-1 (the field of WRITE FILEMARKS), but each
  * filemark is an object in every copy's queue, so one request could cost a gigabyte; tools write one
@@ -730,4 +729,5 @@ function checkCount(op: number, count: number): void {
   if (op === MtOp.MTSEEK && count < 0) throw tapeError('EINVAL', `MTSEEK ${count}: a position is not negative`);
 }
 
+/** Ops that move the tape: they cancel a pending autoload volume change. */
 const MOTION_OPS = new Set<number>([MtOp.MTFSF, MtOp.MTBSF, MtOp.MTFSR, MtOp.MTBSR, MtOp.MTWEOF, MtOp.MTREW, MtOp.MTRETEN, MtOp.MTBSFM, MtOp.MTFSFM, MtOp.MTEOM, MtOp.MTERASE, MtOp.MTSEEK, MtOp.MTWEOFI]);

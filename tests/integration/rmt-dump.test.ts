@@ -3,7 +3,7 @@
  * a small ext4 file system across a volume change, then restore -r and restore -C from each copy.
  */
 import { execa } from 'execa';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { CLI, startDaemon, type RunningDaemon } from '../support/daemon.js';
@@ -33,13 +33,34 @@ async function describeImages(): Promise<string> {
   return stdout;
 }
 
+/**
+ * Whether the dump stream on the last volume ends with dump's trailer (a TS_END header). dump
+ * 0.4b47 leaves it out when a volume ended at ENOSPC (its rollforward puts the new volume's header
+ * in a slot the trailer arithmetic does not count) and the last data block falls one block short of
+ * a record boundary: about one tree size in ten, on any drive. restore then asks for one more volume
+ * and leaves the last file short.
+ */
+async function dumpTrailerWritten(copy: string): Promise<boolean> {
+  const volumes = (await readdir(dir.path)).filter((f) => f.startsWith(`${copy}-`) && f.endsWith('.tap')).sort();
+  const { stdout } = await execa('node', [CLI, 'image', 'cat', join(dir.path, volumes.at(-1)!)], { encoding: 'buffer' });
+  const stream = Buffer.from(stdout);
+  let lastType = 0;
+  for (let at = 0; at + 1024 <= stream.length; at += 1024) {
+    if (stream.readInt32LE(at + 24) === NFS_MAGIC) lastType = stream.readInt32LE(at);
+  }
+  return lastType === TS_END;
+}
+const NFS_MAGIC = 60012;
+const TS_END = 5;
+
 function env() {
   return { TAPEPROXY_SERVER: daemon!.address, RSH };
 }
 
 it('dump -0 across a volume change; restore -r and restore -C from each copy alone', async () => {
   const src = join(dir.path, 'src');
-  await makeTree(src, 5 * 2 ** 20);
+  // Fixed file sizes: whether dump writes its trailer depends on the stream's length (see above).
+  await makeTree(src, 5 * 2 ** 20, { seed: 1 });
   const image = join(dir.path, 'fs.img');
   await execa('mkfs.ext4', ['-q', '-d', src, image, '32M']);
   const device = await loopDevice(image);
@@ -54,6 +75,7 @@ it('dump -0 across a volume change; restore -r and restore -C from each copy alo
   expect(dump.all).toMatch(/DUMP: .* on 2 volume\(s\)/);
   expect(dump.all).toContain('DUMP IS DONE');
   await daemon.stop();
+  expect(await dumpTrailerWritten('a'), 'dump wrote its trailer record (else the tree size meets the dump bug above)').toBe(true);
 
   const mountpoint = join(dir.path, 'mnt');
   await mkdir(mountpoint);

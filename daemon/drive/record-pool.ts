@@ -17,7 +17,12 @@ const MAX_POOLED = 2 * 2 ** 20;
  * full collection); a reused one costs nothing. A buffer returns to the pool when every hold on its
  * record is released; the pool keeps at most `maxFreeBytes` of them, so memory stays bounded.
  */
-export class RecordPool {
+/** Where a pooled buffer goes back to once its last hold is released. */
+export interface BufferHome {
+  give(backing: Buffer): void;
+}
+
+export class RecordPool implements BufferHome {
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;
 
@@ -51,7 +56,7 @@ export class PooledRecord implements Lease {
   constructor(
     private readonly backing: Buffer,
     length: number,
-    private readonly pool: RecordPool | undefined,
+    private readonly pool: BufferHome | undefined,
   ) {
     this.data = backing.subarray(0, length);
   }

@@ -3,6 +3,7 @@ import type { Kdf, KeySource, MasterKey } from '../crypto/keys.js';
 import { RECORD_OVERHEAD } from '../crypto/record-cipher.js';
 import { HEADER_BYTES, newHeader, openHeader, parseHeader, type VolumeKey } from '../crypto/volume-header.js';
 import type { TapeObject } from '../drive/medium.js';
+import { PooledRecord } from '../drive/record-pool.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
 import { framedSize, TAPE_MARK_SIZE } from '../sinks/simh-tap.js';
 import type { Room, Sink, SinkStatus } from '../sinks/sink.js';
@@ -21,7 +22,8 @@ type Header =
 
 /** What goes to the wrapped sink, in order. */
 type Step =
-  | { kind: 'records'; sealed: Promise<Buffer>; lengths: number[] }
+  /** `pooled`: `sealed` is one of the crypto pool's sealedChunks, to give back once written. */
+  | { kind: 'records'; sealed: Promise<Buffer>; lengths: number[]; pooled: boolean }
   | { kind: 'filemarks'; count: number }
   | { kind: 'erase'; atStart: boolean }
   | { kind: 'header'; record: Buffer };
@@ -132,6 +134,9 @@ export class EncryptStage implements Sink {
     const header = this.pos === 0 ? framedSize(HEADER_BYTES) : 0;
     return this.lower.room(this.pendingLower + header + recordBytes + RECORD_OVERHEAD);
   }
+
+  /** A record is copied into a batch as it is written: a pooled one needs no hold, nor a copy of its own. */
+  readonly holdsLeases = true;
 
   write(record: Buffer): void {
     const key = this.keyForWriting();
@@ -285,9 +290,11 @@ export class EncryptStage implements Sink {
   }
 
   private sealBatch(batch: RecordBatch<Spot>): void {
-    const sealed = this.pool.seal(this.batchKey!, batch);
+    // A sealed buffer can be reused only when the wrapped sink lets go of its records (a lease).
+    const pooled = this.lower.holdsLeases === true;
+    const sealed = this.pool.seal(this.batchKey!, batch, pooled);
     sealed.catch(() => undefined); // a failure is taken up in order by the pump
-    this.push({ kind: 'records', sealed, lengths: batch.lengths });
+    this.push({ kind: 'records', sealed, lengths: batch.lengths, pooled });
   }
 
   private push(step: Step): void {
@@ -315,14 +322,18 @@ export class EncryptStage implements Sink {
     switch (step.kind) {
       case 'records': {
         const sealed = await step.sealed;
+        const chunks = this.pool.sealedChunks;
+        const lease = step.pooled ? new PooledRecord(sealed, sealed.length, { give: (b) => chunks.give(b.buffer as ArrayBuffer) }) : undefined;
+        const handingOver = lease?.hold(); // the last record's release must not come first
         let at = 0;
         for (const length of step.lengths) {
           const size = length + RECORD_OVERHEAD;
-          this.lower.write(sealed.subarray(at, at + size));
+          this.lower.write(sealed.subarray(at, at + size), lease);
           at += size;
           this.pendingLower -= framedSize(size);
           this.queue.done(length);
         }
+        handingOver?.();
         return;
       }
       case 'filemarks':

@@ -4,6 +4,7 @@
  * an EIO at that record, never data.
  */
 import { randomBytes } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { RECORD_OVERHEAD } from '../../daemon/crypto/record-cipher.js';
 import { HEADER_BYTES, isHeader, parseHeader } from '../../daemon/crypto/volume-header.js';
 import { type DriveHandle, PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 import { MtOp } from '../../daemon/drive/mtio.js';
+import { RecordPool } from '../../daemon/drive/record-pool.js';
 import { Mirror } from '../../daemon/mirror/mirror.js';
 import { Capacity } from '../../daemon/sinks/capacity.js';
 import { FileSink } from '../../daemon/sinks/file-sink.js';
@@ -206,6 +208,33 @@ describe('encrypt stage: writing and reading through the drive', () => {
     for (const r of records) await fd.write(r);
     await fd.ioctl(MtOp.MTREW, 1);
     for (const r of records) expect((await fd.read(4 << 20)).equals(r)).toBe(true);
+  });
+
+  it('pooled records reused at once, sealed batches behind a slow image: every record reads back as written', async () => {
+    // The stage copies a pooled record as it is written, and reuses a sealed batch's buffer only
+    // once the image has written all its records: both show as a record that does not decrypt.
+    const pool = new RecordPool();
+    const image = new FileSink({ path: path.join(tmp.path, 'slow-%v.tap'), capacity: new Capacity(), readonly: false, fsync: false, rate: 20e6 });
+    const mirror = new Mirror([stage(image)], { window: 16 << 20 });
+    await mirror.loadNext();
+    const count = 384; // 24 MiB: more sealed batches than the pool keeps
+    let waiting = 0;
+    for (let n = 0; n < count; n++) {
+      const record = pool.take(64 * 1024);
+      rec(0, n, 64 * 1024).copy(record.data);
+      const release = record.hold(); // the writer's own hold, as the shim connection's
+      await mirror.write(record.data, record);
+      release();
+      waiting = Math.max(waiting, image.queuedBytes);
+      await nextTurn(); // as the shim's socket reads do: sealed batches come back meanwhile
+    }
+    expect(waiting).toBeGreaterThan(4 << 20); // sealed batches waited in the image's queue
+    const drive = new PseudoDrive('pnst0', mirror, { maxRecord: 1 << 20, autoload: true });
+    const fd = await drive.open({ access: 'read' });
+    await fd.ioctl(MtOp.MTREW, 1);
+    const labels: string[] = [];
+    for (let n = 0; n < count; n++) labels.push(label(await fd.read(1 << 20)));
+    expect(labels).toEqual(Array.from({ length: count }, (_, n) => `0/${n}`));
   });
 
   it('a slow copy behind the stage holds the writer back: its queue stays within the window', async () => {

@@ -15,13 +15,11 @@ export interface Spot {
 }
 
 export type CryptoRequest =
-  | { op: 'seal'; recordKey: Uint8Array; keyId: Uint8Array; volume: number; chunk: ArrayBuffer; lengths: number[]; spots: number[]; out?: ArrayBuffer }
-  | { op: 'open'; recordKey: Uint8Array; keyId: Uint8Array; place: RecordPlace; chunk: ArrayBuffer; length: number };
+  | { op: 'seal'; recordKey: Uint8Array; keyId: Uint8Array; volume: number; chunk: SharedArrayBuffer; lengths: number[]; spots: number[]; out?: SharedArrayBuffer }
+  | { op: 'open'; recordKey: Uint8Array; keyId: Uint8Array; place: RecordPlace; chunk: SharedArrayBuffer; length: number };
 
-export type CryptoReply =
-  | { sealed: ArrayBuffer; chunk: ArrayBuffer }
-  | { plain: ArrayBuffer; chunk: ArrayBuffer }
-  | { error: string; chunk: ArrayBuffer };
+/** `sealed` is absent when the records were sealed into the request's `out`. */
+export type CryptoReply = { sealed?: ArrayBuffer } | { plain: ArrayBuffer } | { error: string };
 
 /** A record failed authentication: changed, moved, or encrypted with another key. */
 export class AuthenticationError extends Error {
@@ -63,21 +61,19 @@ export class CryptoPool {
     const fits = batch.bytes + batch.lengths.length * RECORD_OVERHEAD <= SEALED_CHUNK_BYTES;
     const out = reuse && fits ? this.sealedChunks.take(SEALED_CHUNK_BYTES) : undefined;
     const request = { op: 'seal' as const, recordKey: key.recordKey, keyId: key.keyId, volume: key.volume, chunk: batch.chunk, lengths: batch.lengths, spots, out };
-    const reply = await this.pick().request(request, out ? [batch.chunk, out] : [batch.chunk]);
-    this.chunks.give(reply.chunk);
-    if (!('sealed' in reply)) throw new Error('the encryption worker answered without records');
-    return Buffer.from(reply.sealed);
+    const reply = await this.pick().request(request);
+    this.chunks.give(batch.chunk);
+    const sealed = 'sealed' in reply ? reply.sealed : out; // without `sealed`, the records are in `out`
+    if (!sealed) throw new Error('the encryption worker answered without records');
+    return Buffer.from(sealed);
   }
 
   /** The record `sealed` holds at `place`; AuthenticationError if it does not check out. */
   async open(key: VolumeKey, place: RecordPlace, sealed: Buffer): Promise<Buffer> {
     const chunk = this.chunks.take(sealed.length);
     new Uint8Array(chunk, 0, sealed.length).set(sealed);
-    const reply = await this.pick().request(
-      { op: 'open', recordKey: key.recordKey, keyId: key.keyId, place, chunk, length: sealed.length },
-      [chunk],
-    );
-    this.chunks.give(reply.chunk);
+    const reply = await this.pick().request({ op: 'open', recordKey: key.recordKey, keyId: key.keyId, place, chunk, length: sealed.length });
+    this.chunks.give(chunk);
     if ('error' in reply) throw new AuthenticationError(reply.error);
     if (!('plain' in reply)) throw new Error('the decryption worker answered without a record');
     return Buffer.from(reply.plain);

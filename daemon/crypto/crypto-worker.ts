@@ -12,7 +12,7 @@ serveRequests<CryptoRequest, CryptoReply>((request) => {
     const { lengths, spots } = request;
     const total = lengths.reduce((sum, n) => sum + n + RECORD_OVERHEAD, 0);
     if (request.out && request.out.byteLength < total) throw new Error(`a sealed batch of ${total} bytes was given ${request.out.byteLength}`);
-    // Its own ArrayBuffer either way, which is handed over whole.
+    // The caller's shared buffer, or one of its own, which is handed over whole.
     const out = request.out ? Buffer.from(request.out) : Buffer.allocUnsafeSlow(total);
     for (let i = 0, from = 0, at = 0; i < lengths.length; i++) {
       const length = lengths[i]!;
@@ -21,16 +21,17 @@ serveRequests<CryptoRequest, CryptoReply>((request) => {
       from += length;
       at += length + RECORD_OVERHEAD;
     }
-    return { reply: { sealed: out.buffer, chunk: request.chunk }, transfer: [out.buffer, request.chunk] };
+    if (request.out) return { reply: {} }; // sealed where the caller reads them
+    return { reply: { sealed: out.buffer as ArrayBuffer }, transfer: [out.buffer as ArrayBuffer] };
   }
   let plain: Buffer;
   try {
     plain = openRecord(request.recordKey, recordAad(keyId, request.place, aad), input.subarray(0, request.length));
   } catch (err) {
-    return { reply: { error: (err as Error).message, chunk: request.chunk }, transfer: [request.chunk] };
+    return { reply: { error: (err as Error).message } };
   }
   // Hand the plaintext's buffer over whole when it is its own, else a copy (never a pooled slab).
   const whole = plain.byteOffset === 0 && plain.byteLength === plain.buffer.byteLength;
   const ab = (whole ? plain.buffer : Uint8Array.from(plain).buffer) as ArrayBuffer;
-  return { reply: { plain: ab, chunk: request.chunk }, transfer: [ab, request.chunk] };
+  return { reply: { plain: ab }, transfer: [ab] };
 });

@@ -15,7 +15,7 @@ serveRequests<HashRequest, HashReply>((request) => {
         hasher(request.streams[i]!).add(data.subarray(at, at + length));
         at += length;
       }
-      return { reply: { chunk: request.chunk }, transfer: [request.chunk] };
+      return { reply: {} };
     }
     case 'snapshot':
       return { reply: { snapshots: request.streams.map((s) => ({ stream: s, ...hasher(s).snapshot() })) } };

@@ -4,11 +4,11 @@ import { workerScript } from '../workers/worker-script.js';
 import { WriteQueue } from '../sinks/write-queue.js';
 
 export type HashRequest =
-  | { op: 'records'; chunk: ArrayBuffer; lengths: number[]; streams: number[] }
+  | { op: 'records'; chunk: SharedArrayBuffer; lengths: number[]; streams: number[] }
   | { op: 'snapshot'; streams: number[] }
   | { op: 'drop'; streams: number[] };
 
-export type HashReply = { chunk?: ArrayBuffer; snapshots?: Snapshot[] };
+export type HashReply = { snapshots?: Snapshot[] };
 
 export interface Snapshot {
   stream: number;
@@ -73,9 +73,9 @@ export class StreamHasher {
 
   private send(batch: RecordBatch<number>): void {
     const bytes = batch.bytes;
-    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, streams: batch.meta }, [batch.chunk]).then(
-      (reply) => {
-        if (reply.chunk) this.chunks.give(reply.chunk);
+    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, streams: batch.meta }).then(
+      () => {
+        this.chunks.give(batch.chunk);
         this.queue.done(bytes);
       },
       (err: Error) => this.queue.fail(err),

@@ -323,7 +323,7 @@ export class EncryptStage implements Sink {
       case 'records': {
         const sealed = await step.sealed;
         const chunks = this.pool.sealedChunks;
-        const lease = step.pooled ? new PooledRecord(sealed, sealed.length, { give: (b) => chunks.give(b.buffer as ArrayBuffer) }) : undefined;
+        const lease = step.pooled ? new PooledRecord(sealed, sealed.length, { give: (b) => chunks.give(b.buffer as SharedArrayBuffer) }) : undefined;
         const handingOver = lease?.hold(); // the last record's release must not come first
         let at = 0;
         for (const length of step.lengths) {

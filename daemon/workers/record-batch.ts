@@ -1,14 +1,16 @@
 /**
- * Records on their way to a worker thread: copied back to back into one transferable buffer, so a
- * batch crosses in one message and the buffers come back to a pool (no allocation per record).
- * The copy is needed because the caller's record buffers are shared with the other copies' queues.
+ * Records on their way to a worker thread: copied back to back into one shared buffer, so a batch
+ * crosses in one message, and the buffer goes back to a pool once the worker answered (no
+ * allocation per record). The copy is needed because the caller's record buffers are reused.
+ * Shared, not transferred: a buffer handed back from a worker is new external memory to V8 each
+ * time, and every 64 MB of it forced a full collection on the main thread.
  */
 export class RecordBatch<M> {
   readonly lengths: number[] = [];
   readonly meta: M[] = [];
   private used = 0;
 
-  constructor(readonly chunk: ArrayBuffer) {}
+  constructor(readonly chunk: SharedArrayBuffer) {}
 
   get bytes(): number {
     return this.used;
@@ -26,9 +28,9 @@ export class RecordBatch<M> {
   }
 }
 
-/** Transfer buffers of one size, reused; a record larger than that gets a buffer of its own. */
+/** Shared buffers of one size, reused; a record larger than that gets a buffer of its own. */
 export class ChunkPool {
-  private readonly free: ArrayBuffer[] = [];
+  private readonly free: SharedArrayBuffer[] = [];
 
   constructor(
     readonly chunkBytes = 2 ** 20,
@@ -36,12 +38,13 @@ export class ChunkPool {
     private readonly keep = 16,
   ) {}
 
-  take(minBytes: number): ArrayBuffer {
-    if (minBytes > this.chunkBytes) return new ArrayBuffer(minBytes);
-    return this.free.pop() ?? new ArrayBuffer(this.chunkBytes);
+  take(minBytes: number): SharedArrayBuffer {
+    if (minBytes > this.chunkBytes) return new SharedArrayBuffer(minBytes);
+    return this.free.pop() ?? new SharedArrayBuffer(this.chunkBytes);
   }
 
-  give(chunk: ArrayBuffer): void {
+  /** Back to the pool: only once no worker uses it any more (it answered). */
+  give(chunk: SharedArrayBuffer): void {
     if (chunk.byteLength === this.chunkBytes && this.free.length < this.keep) this.free.push(chunk);
   }
 }

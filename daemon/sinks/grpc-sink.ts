@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriveSession } from '../../client/drive-session.js';
 import type { DriveReply, DriveRequest } from '../../generated/tapeproxy.js';
 import { MtOp } from '../drive/mtio.js';
+import type { Lease } from '../drive/record-pool.js';
 import { Errno, TapeError, tapeError } from '../drive/tape-error.js';
 import { connectPeer, explainCallError, isLinkFailure, type Peer, type PeerOptions, remoteDriveInfo } from './grpc-peer.js';
 import { confirmRemotePosition, ResumeRefused, type SentObject } from './grpc-resume.js';
@@ -25,8 +26,12 @@ export interface GrpcSinkOptions {
   log?: SinkLog;
 }
 
-/** What the copy sent and the remote has not confirmed yet, in order. */
-type Entry = { kind: 'record'; data: Buffer } | { kind: 'filemarks'; count: number } | { kind: 'erase' };
+/**
+ * What the copy sent and the remote has not confirmed yet, in order. A pooled record is held
+ * (`release`) until confirmed: it may be sent again after a resume. One dropped unconfirmed with its
+ * volume or a failure is never released, so its buffer is not reused: the collector takes it.
+ */
+type Entry = { kind: 'record'; data: Buffer; release?: () => void } | { kind: 'filemarks'; count: number } | { kind: 'erase' };
 
 /**
  * A drive of another tapeproxy daemon as a copy, over its gRPC Session stream (TLS and a token as
@@ -94,11 +99,14 @@ export class GrpcSink extends RemoteSink {
     await this.control({ mt: { op: MtOp.MTOFFL, count: 1 } });
   }
 
-  write(record: Buffer): void {
+  /** Records are kept until the remote confirms them: a pooled one is held, not copied. */
+  readonly holdsLeases = true;
+
+  write(record: Buffer, lease?: Lease): void {
     if (this.failure) return;
     this.pos++;
     this.queue.added(record.length);
-    this.push({ kind: 'record', data: record });
+    this.push({ kind: 'record', data: record, release: lease?.hold() });
   }
 
   writeFilemarks(count: number): void {
@@ -165,8 +173,10 @@ export class GrpcSink extends RemoteSink {
   }
 
   private confirmObjects(entry: Entry): void {
-    if (entry.kind === 'record') this.recordConfirmed(entry.data.length);
-    else if (entry.kind === 'filemarks') {
+    if (entry.kind === 'record') {
+      this.recordConfirmed(entry.data.length);
+      entry.release?.();
+    } else if (entry.kind === 'filemarks') {
       this.confirmed += entry.count;
     }
   }

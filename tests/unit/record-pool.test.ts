@@ -1,15 +1,23 @@
 /**
  * Pooled record buffers (daemon/drive/record-pool.ts): a buffer is reused only once every hold on
- * its record is released, and a mirror's copies that keep a record hold it until it is written.
+ * its record is released, and a mirror's copies that keep a record hold it until it is written
+ * (an image) or confirmed (a grpc copy).
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 import { RecordPool } from '../../daemon/drive/record-pool.js';
+import { EventBus } from '../../daemon/events/events.js';
+import { startGrpcServer } from '../../daemon/frontends/grpc/server.js';
+import { GrpcSink } from '../../daemon/sinks/grpc-sink.js';
 import { Mirror } from '../../daemon/mirror/mirror.js';
 import { Capacity } from '../../daemon/sinks/capacity.js';
 import { FileSink } from '../../daemon/sinks/file-sink.js';
 import { MemorySink } from '../../daemon/sinks/memory-sink.js';
+import { imageObjects } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const tmp = useTempDir();
@@ -74,6 +82,45 @@ describe('a mirror given pooled records', () => {
       read.push(object.kind === 'record' ? object.data : Buffer.alloc(0));
     }
     expect(read.map(digest)).toEqual(expected.map(digest));
+  });
+
+  it('a grpc copy holds each record until the remote confirms it', async () => {
+    // The remote writes its image slowly, so more records wait in the copy than it sends at once
+    // (256): those go out later, from the record the copy keeps.
+    const remoteMirror = new Mirror([new FileSink({ path: join(tmp.path, 'r.tap'), capacity: new Capacity(), readonly: false, fsync: false, rate: 8e6 })], { window: 4 * 2 ** 20 });
+    const remoteDrive = new PseudoDrive('pnst0', remoteMirror, { maxRecord: 2 ** 20, autoload: true });
+    await remoteDrive.start();
+    const served = await startGrpcServer(new Map([['pnst0', { drive: remoteDrive, mirror: remoteMirror }]]), '127.0.0.1:0', 2 ** 22, pino({ level: 'silent' }), new EventBus(), {
+      credentials: grpc.ServerCredentials.createInsecure(),
+      interceptors: [],
+    });
+    try {
+      const pool = new RecordPool();
+      const copy = new GrpcSink({ peer: { address: served.address, keepaliveMs: 10_000 }, drive: 'pnst0', replyTimeoutMs: 30_000, graceMs: 0 });
+      mirror = new Mirror([copy], { window: 16 * 2 ** 20 });
+      await mirror.loadNext();
+      const expected: Buffer[] = [];
+      let waiting = 0;
+      for (let i = 0; i < 800; i++) {
+        const record = pool.take(20 * 1024);
+        record.data.fill(i % 251);
+        record.data.writeUInt32BE(i);
+        expected.push(Buffer.from(record.data));
+        const release = record.hold();
+        await mirror.write(record.data, record);
+        release();
+        waiting = Math.max(waiting, copy.queuedBytes);
+      }
+      expect(waiting).toBeGreaterThan(300 * 20 * 1024); // more than the copy sends at once
+      await mirror.sync();
+      await mirror.close();
+      mirror = undefined;
+      expect((await imageObjects(join(tmp.path, 'r.tap'))).filter((o) => o !== null).map(digest)).toEqual(expected.map(digest));
+    } finally {
+      served.watch.close();
+      served.server.forceShutdown();
+      await remoteDrive.shutdown();
+    }
   });
 });
 

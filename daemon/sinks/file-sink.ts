@@ -63,7 +63,10 @@ export class FileSink implements Sink {
   private readonly queue = new WriteQueue();
   private pumping: Promise<void> | undefined;
   private gathering: NodeJS.Timeout | undefined;
+  /** Someone waits for the queue (a sync point, a read, back-pressure): write it all, no gathering. */
   private urgent = false;
+  /** The gathering time ran out: write what there is, then gather again. */
+  private gatheredEnough = false;
   private rateDue = 0;
   private records = 0;
   private bytes = 0;
@@ -279,7 +282,7 @@ export class FileSink implements Sink {
   private writeSoon(): void {
     this.reader?.invalidate();
     if (this.queue.bytes >= GATHER_BYTES) this.kick(false);
-    else if (!this.pumping) this.gathering ??= setTimeout(() => this.kick(true), GATHER_MS);
+    else if (!this.pumping) this.gatherLater();
   }
 
   /** Starts the pump; `now`: write what there is without gathering more (someone waits for it). */
@@ -293,6 +296,13 @@ export class FileSink implements Sink {
     });
   }
 
+  private gatherLater(): void {
+    this.gathering ??= setTimeout(() => {
+      this.gatheredEnough = true;
+      this.kick(false);
+    }, GATHER_MS);
+  }
+
   private async settle(): Promise<void> {
     if (this.ops.length > 0) this.kick();
     while (this.pumping) await this.pumping;
@@ -301,10 +311,13 @@ export class FileSink implements Sink {
 
   private async pump(): Promise<void> {
     while (this.ops.length > 0 && !this.failure) {
-      if (!this.urgent && this.queue.bytes < GATHER_BYTES) {
-        this.gathering ??= setTimeout(() => this.kick(true), GATHER_MS);
+      if (!this.urgent && !this.gatheredEnough && this.queue.bytes < GATHER_BYTES) {
+        this.gatherLater();
         return;
       }
+      // Once the time ran out, that batch goes; what comes while it is written gathers anew (else
+      // a busy small-record stream went on in writes of a few records each).
+      this.gatheredEnough = false;
       const ops = this.ops;
       this.ops = [];
       for (const [i, op] of ops.entries()) {

@@ -120,6 +120,7 @@ describe('a mirror given pooled records', () => {
       served.watch.close();
       served.server.forceShutdown();
       await remoteDrive.shutdown();
+      await remoteMirror.close();
     }
   });
 });

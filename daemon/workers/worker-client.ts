@@ -1,4 +1,4 @@
-import { type Transferable, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 
 interface Envelope<T> {
   id: number;
@@ -26,13 +26,13 @@ export class WorkerClient<Request, Reply> {
     return this.pending.size;
   }
 
-  request(message: Request, transfer: readonly Transferable[] = []): Promise<Reply> {
+  request(message: Request): Promise<Reply> {
     const worker = (this.worker ??= this.spawn());
     if (this.pending.size === 0) worker.ref(); // a pending answer keeps a CLI alive
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, message }, transfer);
+      worker.postMessage({ id, message });
     });
   }
 

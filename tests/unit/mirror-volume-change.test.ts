@@ -6,7 +6,7 @@
  */
 import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
 import { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 import { Mirror } from '../../daemon/mirror/mirror.js';
 import { Capacity } from '../../daemon/sinks/capacity.js';
@@ -17,6 +17,10 @@ import { record } from '../support/memory-drive.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const dir = useTempDir();
+const mirrors: Mirror[] = [];
+afterEach(async () => {
+  for (const m of mirrors.splice(0)) await m.close().catch(() => undefined); // the images' file handles
+});
 
 async function twoCopies(minCopies?: number) {
   await mkdir(join(dir.path, 'b-2.tap')); // volume 2 of copy b cannot be opened
@@ -29,6 +33,7 @@ async function twoCopies(minCopies?: number) {
     ...(minCopies !== undefined && { minCopies }),
     onCopyFailed: (s, error, dropped) => failed.push({ sink: s, dropped, message: error.message }),
   });
+  mirrors.push(mirror);
   const drive = new PseudoDrive('pnst0', mirror, { maxRecord: 1 << 20, autoload: true });
   await drive.start();
   const fd = await drive.open({ access: 'write' });

@@ -1,10 +1,16 @@
 /**
- * A hold on a record's memory. Records read from the shim live in reused buffers (RecordPool): a
- * sink that keeps a record after its write call returns holds it, and lets go once written.
+ * A hold on a record's memory. Records read from the shim live in reused buffers (RecordPool), as
+ * do the encrypt stage's sealed batches: a sink that keeps a record after its write call returns
+ * holds it, and lets go once written (or, for a grpc copy, confirmed).
  */
 export interface Lease {
   /** Keeps the record's memory from reuse until the returned function is called (once). */
   hold(): () => void;
+}
+
+/** Where a pooled buffer goes back to once its last hold is released. */
+export interface BufferHome {
+  give(backing: Buffer): void;
 }
 
 /** Buffers are pooled by capacity, powers of two from MIN_POOLED to MAX_POOLED. */
@@ -17,11 +23,6 @@ const MAX_POOLED = 2 * 2 ** 20;
  * full collection); a reused one costs nothing. A buffer returns to the pool when every hold on its
  * record is released; the pool keeps at most `maxFreeBytes` of them, so memory stays bounded.
  */
-/** Where a pooled buffer goes back to once its last hold is released. */
-export interface BufferHome {
-  give(backing: Buffer): void;
-}
-
 export class RecordPool implements BufferHome {
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;

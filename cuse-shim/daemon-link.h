@@ -1,6 +1,8 @@
 /*
- * The shim's connection to the daemon (proto/shim-frames.md): frames out under one lock, a reader
- * thread that takes the replies in order and wakes the waiting caller, and the write-behind window.
+ * The shim's connection to the daemon (proto/shim-frames.md): frames out under one lock (small
+ * write-behind records gathered into one send while replies are due), a reader thread that takes
+ * the replies in order, wakes the waiting caller and sends what was gathered, and the write-behind
+ * window.
  *
  * One caller thread (the FUSE session loop) is assumed: at most one request waits for its reply
  * at a time, behind any number of write-behind WRITEs.
@@ -66,6 +68,12 @@ int link_behind_ok(struct daemon_link *l);
  */
 void link_set_window_bytes(struct daemon_link *l, size_t bytes);
 
+/*
+ * Sends the write-behind records gathered so far. They go anyway with the next reply that comes,
+ * before any request that waits and before waiting for room in the window; this is for a caller
+ * that wants them on the socket now. 0 or -EIO (the connection is then lost).
+ */
+int link_flush(struct daemon_link *l);
 /* Sends a WRITE flagged WRITE_BEHIND (plus flags) without waiting, whatever the window. 0 or -EIO. */
 int link_send_behind(struct daemon_link *l, uint16_t flags, const void *record, size_t length);
 

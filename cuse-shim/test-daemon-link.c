@@ -1,6 +1,7 @@
 /*
  * Unit tests of the daemon link against a fake daemon thread on a real Unix socket: replies in
- * order, the write-behind window, early warning, a failed write-behind, a lost connection.
+ * order, the write-behind window and its gathering, early warning, a failed write-behind, a lost
+ * connection.
  */
 #define _GNU_SOURCE
 #include "daemon-link.h"
@@ -67,32 +68,39 @@ static void *write_in_thread(void *arg)
 	return NULL;
 }
 
+static const struct timespec pause_100ms = {.tv_nsec = 100 * 1000 * 1000};
+
 static void test_window(void)
 {
 	struct fake f;
 	fake_start(&f, all_ok, 0);
 	struct daemon_link *l = link_open(f.shim_fd, 4, NULL, on_lost, NULL);
 	fake_serve(&f);
-	/* The daemon answers nothing yet: four writes are acknowledged at once. */
+	/* The daemon answers nothing yet: four writes are acknowledged at once. The first goes at once,
+	 * the others are gathered while the daemon has a reply to send. */
 	for (int i = 0; i < 4; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
-	fake_wait_seen(&f, 4);
-	for (int i = 0; i < 4; i++)
-		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND);
+	fake_wait_seen(&f, 1);
+	nanosleep(&pause_100ms, NULL);
+	CHECK(fake_seen(&f) == 1);
 	CHECK(!link_behind_ok(l));
-	/* The fifth waits for room: nothing is sent until a reply comes, then it goes write-behind. */
+	/* The fifth waits for room. Before it waits, the gathered ones go (a daemon may hold its replies
+	 * until it has more of the window); the fifth is not sent until a reply comes. */
 	struct write_job job = {.l = l, .length = 100};
 	pthread_t t;
 	pthread_create(&t, NULL, write_in_thread, &job);
-	struct timespec pause = {.tv_nsec = 100 * 1000 * 1000};
-	nanosleep(&pause, NULL);
+	fake_wait_seen(&f, 4);
+	for (int i = 0; i < 4; i++)
+		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND && f.req[i].id == f.req[0].id + (uint32_t)i);
+	nanosleep(&pause_100ms, NULL);
 	CHECK(fake_seen(&f) == 4);
 	fake_allow(&f, 1);
 	pthread_join(t, NULL);
 	CHECK(job.result == 100);
+	/* Acknowledged, and gathered: three replies are still due. */
+	fake_allow(&f, 1 << 30);
 	fake_wait_seen(&f, 5);
 	CHECK(f.req[4].type == FRAME_WRITE && f.req[4].flags == FRAME_WRITE_BEHIND && f.req[4].length == 100);
-	fake_allow(&f, 1 << 30);
 	CHECK(link_drain(l) == 0);
 	CHECK(link_behind_ok(l));
 	/* A record longer than the byte window never goes write-behind: sent and waited for. */
@@ -100,6 +108,41 @@ static void test_window(void)
 	CHECK(link_write(l, 0, record, 100, 1) == 100);
 	fake_wait_seen(&f, 6);
 	CHECK(f.req[5].flags == 0 && f.req[5].length == 100);
+	link_close(l);
+	fake_stop(&f);
+}
+
+static uint8_t large_record[64 * 1024];
+
+static void test_gathering(void)
+{
+	struct fake f;
+	fake_start(&f, all_ok, 0);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
+	for (int i = 0; i < 10; i++)
+		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	fake_wait_seen(&f, 1);
+	nanosleep(&pause_100ms, NULL);
+	CHECK(fake_seen(&f) == 1);
+	/* A large record is not copied: it goes at once, after everything gathered. */
+	CHECK(link_write(l, 0, large_record, sizeof(large_record), 1) == (ssize_t)sizeof(large_record));
+	fake_wait_seen(&f, 11);
+	CHECK(f.req[10].length == sizeof(large_record));
+	/* Gathered again behind it; a request that waits for its reply sends them first. */
+	for (int i = 0; i < 3; i++)
+		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	nanosleep(&pause_100ms, NULL);
+	CHECK(fake_seen(&f) == 11);
+	fake_allow(&f, 1 << 30);
+	struct link_reply r;
+	CHECK(link_call(l, FRAME_MTIOCGET, 0, 0, NULL, 0, &r) == 0 && r.arg == 0);
+	link_reply_free(&r);
+	CHECK(fake_seen(&f) == 15);
+	for (int i = 0; i < 14; i++)
+		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND && f.req[i].id == f.req[0].id + (uint32_t)i &&
+		      f.req[i].length == (i == 10 ? sizeof(large_record) : sizeof(record)));
+	CHECK(f.req[14].type == FRAME_MTIOCGET);
 	link_close(l);
 	fake_stop(&f);
 }
@@ -256,6 +299,7 @@ int main(void)
 {
 	test_round_trips();
 	test_window();
+	test_gathering();
 	test_early_warning();
 	test_behind_failure();
 	test_behind_failure_then_write();

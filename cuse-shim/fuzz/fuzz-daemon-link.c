@@ -93,6 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint8_t record[4] = "abcd";
 	for (unsigned i = 0; i < behind; i++)
 		FUZZ_CHECK(link_send_behind(l, 0, record, sizeof(record)) == 0);
+	/* Gathered while the waiting request's reply is due: on the socket now, before the replies. */
+	FUZZ_CHECK(link_flush(l) == 0);
 	FUZZ_CHECK(read_full(fd, behind * (FRAME_HEADER_BYTES + sizeof(record))) == 0);
 
 	write_full(fd, data, size);

@@ -12,8 +12,12 @@ serveRequests<HashRequest, HashReply>((request) => {
       const data = new Uint8Array(request.chunk);
       for (let i = 0, at = 0; i < request.lengths.length; i++) {
         const length = request.lengths[i]!;
-        hasher(request.streams[i]!).add(data.subarray(at, at + length));
-        at += length;
+        let record = request.views[i];
+        if (!record) {
+          record = data.subarray(at, at + length);
+          at += length;
+        }
+        hasher(request.streams[i]!).add(record);
       }
       return { reply: {} };
     }

@@ -1,10 +1,11 @@
+import type { Lease } from '../drive/record-pool.js';
 import { ChunkPool, Batcher, type RecordBatch } from '../workers/record-batch.js';
 import { WorkerClient } from '../workers/worker-client.js';
 import { workerScript } from '../workers/worker-script.js';
 import { WriteQueue } from '../sinks/write-queue.js';
 
 export type HashRequest =
-  | { op: 'records'; chunk: SharedArrayBuffer; lengths: number[]; streams: number[] }
+  | { op: 'records'; chunk: SharedArrayBuffer; lengths: number[]; views: (Uint8Array | null)[]; streams: number[] }
   | { op: 'snapshot'; streams: number[] }
   | { op: 'drop'; streams: number[] };
 
@@ -41,9 +42,10 @@ export class StreamHasher {
     return this.nextStream++;
   }
 
-  add(stream: number, record: Uint8Array): void {
+  /** With a lease, a large pooled record is hashed where it is, held until then (no copy). */
+  add(stream: number, record: Uint8Array, lease?: Lease): void {
     if (this.queue.failure) return;
-    this.batcher.add(record, stream);
+    this.batcher.add(record, stream, lease);
     this.queue.added(record.length);
   }
 
@@ -73,12 +75,16 @@ export class StreamHasher {
 
   private send(batch: RecordBatch<number>): void {
     const bytes = batch.bytes;
-    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, streams: batch.meta }).then(
+    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, views: batch.views, streams: batch.meta }).then(
       () => {
+        batch.release();
         this.chunks.give(batch.chunk);
         this.queue.done(bytes);
       },
-      (err: Error) => this.queue.fail(err),
+      (err: Error) => {
+        batch.release();
+        this.queue.fail(err);
+      },
     );
   }
 }

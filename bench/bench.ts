@@ -195,7 +195,9 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   const encrypting = peakRssMiB.encryptingDaemon ? `, daemon with an encrypted copy (F) ${peakRssMiB.encryptingDaemon}` : '';
   console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
-  console.log('copies of each record byte between writer and sinks: kernel→shim, shim→socket, socket→daemon, daemon→each sink (5 for two copies; mbuffer makes 3)');
+  console.log(
+    'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→each sink: 5 for two copies (mbuffer makes 3; hashing reads the record in place); smaller ones 3 more (the shim\'s gather buffer, the daemon\'s staging buffer, the hash batch)',
+  );
   const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => {
     const [d, s] = [cpuPerGiB[`daemon@${R}`]!, cpuPerGiB[`shim@${R}`]!];
     return `  ${sizeLabel(R).padEnd(7)} daemon ${d.toFixed(2)}, shim ${s.toFixed(2)} cpu-s/GiB: the ${d >= s ? 'daemon' : 'shim'} is the bottleneck (${(1 / Math.max(d, s)).toFixed(2)} GiB/s per core it gets)`;

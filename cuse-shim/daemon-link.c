@@ -190,8 +190,10 @@ static int send_or_gather(struct daemon_link *l, const struct frame_header *h, c
 	size_t bytes = FRAME_HEADER_BYTES + h->length;
 	int r = 0;
 	pthread_mutex_lock(&l->send_lock);
+	/* At most a quarter of the window waits here: the daemon holds its replies until it has about
+	 * that much (shim-connection.ts), so the two keep the pipe full instead of taking turns. */
 	if (h->length < GATHER_MAX_RECORD && l->gathered_bytes + bytes <= GATHER_BYTES &&
-	    atomic_load(&l->unanswered) > 0) {
+	    l->gathered_frames + 1 < l->window / 4 && atomic_load(&l->unanswered) > 0) {
 		frame_header_encode(h, l->gathered + l->gathered_bytes);
 		memcpy(l->gathered + l->gathered_bytes + FRAME_HEADER_BYTES, payload, h->length);
 		l->gathered_bytes += bytes;

@@ -74,33 +74,28 @@ static void test_window(void)
 {
 	struct fake f;
 	fake_start(&f, all_ok, 0);
+	/* A window of 4: too small to gather in (a quarter of it is one record). */
 	struct daemon_link *l = link_open(f.shim_fd, 4, NULL, on_lost, NULL);
 	fake_serve(&f);
-	/* The daemon answers nothing yet: four writes are acknowledged at once. The first goes at once,
-	 * the others are gathered while the daemon has a reply to send. */
+	/* The daemon answers nothing yet: four writes are acknowledged at once. */
 	for (int i = 0; i < 4; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
-	fake_wait_seen(&f, 1);
-	nanosleep(&pause_100ms, NULL);
-	CHECK(fake_seen(&f) == 1);
+	fake_wait_seen(&f, 4);
+	for (int i = 0; i < 4; i++)
+		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND);
 	CHECK(!link_behind_ok(l));
-	/* The fifth waits for room. Before it waits, the gathered ones go (a daemon may hold its replies
-	 * until it has more of the window); the fifth is not sent until a reply comes. */
+	/* The fifth waits for room: nothing is sent until a reply comes, then it goes write-behind. */
 	struct write_job job = {.l = l, .length = 100};
 	pthread_t t;
 	pthread_create(&t, NULL, write_in_thread, &job);
-	fake_wait_seen(&f, 4);
-	for (int i = 0; i < 4; i++)
-		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND && f.req[i].id == f.req[0].id + (uint32_t)i);
 	nanosleep(&pause_100ms, NULL);
 	CHECK(fake_seen(&f) == 4);
 	fake_allow(&f, 1);
 	pthread_join(t, NULL);
 	CHECK(job.result == 100);
-	/* Acknowledged, and gathered: three replies are still due. */
-	fake_allow(&f, 1 << 30);
 	fake_wait_seen(&f, 5);
 	CHECK(f.req[4].type == FRAME_WRITE && f.req[4].flags == FRAME_WRITE_BEHIND && f.req[4].length == 100);
+	fake_allow(&f, 1 << 30);
 	CHECK(link_drain(l) == 0);
 	CHECK(link_behind_ok(l));
 	/* A record longer than the byte window never goes write-behind: sent and waited for. */
@@ -112,13 +107,55 @@ static void test_window(void)
 	fake_stop(&f);
 }
 
+/* Whether the fake daemon has seen exactly n requests, after giving the link time to send more. */
+static int seen_exactly(struct fake *f, int n)
+{
+	fake_wait_seen(f, n);
+	nanosleep(&pause_100ms, NULL);
+	return fake_seen(f) == n;
+}
+
+static void test_gathering_bounds(void)
+{
+	struct fake f;
+	fake_start(&f, all_ok, 0);
+	/* A window of 8: up to two records (a quarter) wait to go together. */
+	struct daemon_link *l = link_open(f.shim_fd, 8, NULL, on_lost, NULL);
+	fake_serve(&f);
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	CHECK(seen_exactly(&f, 1)); /* nothing to answer yet: sent at once */
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	CHECK(seen_exactly(&f, 1)); /* gathered */
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	CHECK(seen_exactly(&f, 3)); /* a quarter of the window: both go */
+	for (int i = 0; i < 5; i++)
+		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
+	CHECK(seen_exactly(&f, 7)); /* the window is full, the eighth gathered */
+	/* The ninth waits for room; before it waits, the gathered one goes (the daemon may be holding
+	 * its replies until it has more of the window). */
+	struct write_job job = {.l = l, .length = sizeof(record)};
+	pthread_t t;
+	pthread_create(&t, NULL, write_in_thread, &job);
+	CHECK(seen_exactly(&f, 8));
+	fake_allow(&f, 1 << 30);
+	pthread_join(t, NULL);
+	CHECK(job.result == (ssize_t)sizeof(record));
+	CHECK(link_drain(l) == 0);
+	CHECK(fake_seen(&f) == 9);
+	for (int i = 0; i < 9; i++)
+		CHECK(f.req[i].type == FRAME_WRITE && f.req[i].flags == FRAME_WRITE_BEHIND && f.req[i].id == f.req[0].id + (uint32_t)i);
+	link_close(l);
+	fake_stop(&f);
+}
+
 static uint8_t large_record[64 * 1024];
 
 static void test_gathering(void)
 {
 	struct fake f;
 	fake_start(&f, all_ok, 0);
-	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	/* A window of 64: up to 16 records wait to go together. */
+	struct daemon_link *l = link_open(f.shim_fd, 64, NULL, on_lost, NULL);
 	fake_serve(&f);
 	for (int i = 0; i < 10; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
@@ -300,6 +337,7 @@ int main(void)
 	test_round_trips();
 	test_window();
 	test_gathering();
+	test_gathering_bounds();
 	test_early_warning();
 	test_behind_failure();
 	test_behind_failure_then_write();

@@ -1,8 +1,7 @@
 /**
  * A hold on a record's memory. Records read from the shim live in reused buffers (RecordPool), as
  * do the encrypt stage's sealed batches: a sink that keeps a record after its write call returns
- * holds it, and lets go once written (or, for a grpc copy, confirmed); so does the manifest hasher
- * until its worker has read a large record in place.
+ * holds it, and lets go once written (or, for a grpc copy, confirmed).
  */
 export interface Lease {
   /** Keeps the record's memory from reuse until the returned function is called (once). */
@@ -36,8 +35,7 @@ export class RecordPool implements BufferHome {
     const capacity = Math.max(MIN_POOLED, 2 ** Math.ceil(Math.log2(Math.max(1, length))));
     const reused = this.free.get(capacity)?.pop();
     if (reused) this.freeBytes -= capacity;
-    // Shared memory, so that worker threads can read a record in place (manifest hashing).
-    return new PooledRecord(reused ?? Buffer.from(new SharedArrayBuffer(capacity)), length, this);
+    return new PooledRecord(reused ?? Buffer.allocUnsafeSlow(capacity), length, this);
   }
 
   /** @internal from PooledRecord, once its last hold is released */

@@ -12,12 +12,8 @@ serveRequests<HashRequest, HashReply>((request) => {
       const data = new Uint8Array(request.chunk);
       for (let i = 0, at = 0; i < request.lengths.length; i++) {
         const length = request.lengths[i]!;
-        let record = request.views[i];
-        if (!record) {
-          record = data.subarray(at, at + length);
-          at += length;
-        }
-        hasher(request.streams[i]!).add(record);
+        hasher(request.streams[i]!).add(data.subarray(at, at + length));
+        at += length;
       }
       return { reply: {} };
     }

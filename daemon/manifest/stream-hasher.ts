@@ -1,11 +1,10 @@
-import type { Lease } from '../drive/record-pool.js';
 import { ChunkPool, Batcher, type RecordBatch } from '../workers/record-batch.js';
 import { WorkerClient } from '../workers/worker-client.js';
 import { workerScript } from '../workers/worker-script.js';
 import { WriteQueue } from '../sinks/write-queue.js';
 
 export type HashRequest =
-  | { op: 'records'; chunk: SharedArrayBuffer; lengths: number[]; views: (Uint8Array | null)[]; streams: number[] }
+  | { op: 'records'; chunk: SharedArrayBuffer; lengths: number[]; streams: number[] }
   | { op: 'snapshot'; streams: number[] }
   | { op: 'drop'; streams: number[] };
 
@@ -42,10 +41,9 @@ export class StreamHasher {
     return this.nextStream++;
   }
 
-  /** With a lease, a large pooled record is hashed where it is, held until then (no copy). */
-  add(stream: number, record: Uint8Array, lease?: Lease): void {
+  add(stream: number, record: Uint8Array): void {
     if (this.queue.failure) return;
-    this.batcher.add(record, stream, lease);
+    this.batcher.add(record, stream);
     this.queue.added(record.length);
   }
 
@@ -75,16 +73,12 @@ export class StreamHasher {
 
   private send(batch: RecordBatch<number>): void {
     const bytes = batch.bytes;
-    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, views: batch.views, streams: batch.meta }).then(
+    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, streams: batch.meta }).then(
       () => {
-        batch.release();
         this.chunks.give(batch.chunk);
         this.queue.done(bytes);
       },
-      (err: Error) => {
-        batch.release();
-        this.queue.fail(err);
-      },
+      (err: Error) => this.queue.fail(err),
     );
   }
 }

@@ -1,32 +1,19 @@
-import type { Lease } from '../drive/record-pool.js';
-
-/** A record smaller than this is copied into the batch even when it could be shared. */
-const SHARE_MIN = 64 * 1024;
-
 /**
  * Records on their way to a worker thread: copied back to back into one shared buffer, so a batch
  * crosses in one message, and the buffer goes back to a pool once the worker answered (no
- * allocation per record). The copy is needed because the caller's record buffers are reused,
- * unless the record lives in shared memory and the caller holds it for the batch (a lease): then
- * the worker reads it where it is (`views`) and the batch lets go of it with `release`.
+ * allocation per record). The copy is needed because the caller's record buffers are reused.
  * Shared, not transferred: a buffer handed back from a worker is new external memory to V8 each
  * time, and every 64 MB of it forced a full collection on the main thread.
  */
 export class RecordBatch<M> {
   readonly lengths: number[] = [];
   readonly meta: M[] = [];
-  /** Per record, its shared view, or null when it was copied into `chunk` (next after the previous copied one). */
-  readonly views: (Uint8Array | null)[] = [];
-  private readonly releases: (() => void)[] = [];
-  /** Bytes copied into `chunk`. */
   private used = 0;
-  private sharedBytes = 0;
 
   constructor(readonly chunk: SharedArrayBuffer) {}
 
-  /** Of every record, shared or copied. */
   get bytes(): number {
-    return this.used + this.sharedBytes;
+    return this.used;
   }
 
   fits(length: number): boolean {
@@ -38,27 +25,7 @@ export class RecordBatch<M> {
     this.used += record.length;
     this.lengths.push(record.length);
     this.meta.push(meta);
-    this.views.push(null);
   }
-
-  /** A record the worker reads in place; `release` once it is done with it. */
-  share(record: Uint8Array, meta: M, release: () => void): void {
-    this.lengths.push(record.length);
-    this.meta.push(meta);
-    this.views.push(record);
-    this.releases.push(release);
-    this.sharedBytes += record.length;
-  }
-
-  /** Lets go of the shared records (the worker answered, or the batch was dropped). */
-  release(): void {
-    for (const release of this.releases.splice(0)) release();
-  }
-}
-
-/** Whether a worker can read this record where it is, held by its lease. */
-function shareable(record: Uint8Array, lease: Lease | undefined): lease is Lease {
-  return lease !== undefined && record.length >= SHARE_MIN && record.buffer instanceof SharedArrayBuffer;
 }
 
 /** Shared buffers of one size, reused; a record larger than that gets a buffer of its own. */
@@ -99,16 +66,10 @@ export class Batcher<M> {
     private readonly gatherMs = 0,
   ) {}
 
-  /** With a lease, a large record in shared memory is held instead of copied (see RecordBatch). */
-  add(record: Uint8Array, meta: M, lease?: Lease): void {
-    if (shareable(record, lease)) {
-      this.current ??= new RecordBatch(this.chunks.take(0));
-      this.current.share(record, meta, lease.hold());
-    } else {
-      if (this.current && !this.current.fits(record.length)) this.flush();
-      this.current ??= new RecordBatch(this.chunks.take(record.length));
-      this.current.add(record, meta);
-    }
+  add(record: Uint8Array, meta: M): void {
+    if (this.current && !this.current.fits(record.length)) this.flush();
+    this.current ??= new RecordBatch(this.chunks.take(record.length));
+    this.current.add(record, meta);
     this.timer ??= this.later(() => {
       this.timer = undefined;
       this.flush();
@@ -127,7 +88,6 @@ export class Batcher<M> {
   discard(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    this.current?.release();
     if (this.current) this.chunks.give(this.current.chunk);
     this.current = undefined;
   }

@@ -196,7 +196,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
   console.log(
-    'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→each sink: 5 for two copies (mbuffer makes 3; hashing reads the record in place); smaller ones 3 more (the shim\'s gather buffer, the daemon\'s staging buffer, the hash batch)',
+    'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→hash batch, record→each sink: 6 for two copies (mbuffer makes 3); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
   );
   const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => {
     const [d, s] = [cpuPerGiB[`daemon@${R}`]!, cpuPerGiB[`shim@${R}`]!];

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,15 +40,14 @@ struct daemon_link {
 	void *ctx;
 	pthread_t reader;
 	pthread_mutex_t send_lock;
-	/* Guarded by send_lock: whole frames (header and payload) gathered, not sent yet. */
+	/*
+	 * Guarded by send_lock: whole frames (header and payload) gathered, not sent yet. They wait only
+	 * while a frame sent earlier awaits its reply, and the reader sends them after each batch of
+	 * replies, so none waits for nothing.
+	 */
 	uint8_t *gathered;
 	size_t gathered_bytes;
 	unsigned gathered_frames;
-	/*
-	 * Frames sent whose replies have not come. Gathered frames wait only while it is above zero,
-	 * and the reader sends them after each batch of replies, so none waits for nothing.
-	 */
-	atomic_uint unanswered;
 
 	/* Everything below is guarded by lock and signalled through cond. */
 	pthread_mutex_t lock;
@@ -140,8 +138,6 @@ static int send_locked(struct daemon_link *l, const struct frame_header *h, cons
 		if (h->length)
 			iov[msg.msg_iovlen++] = (struct iovec){(void *)payload, h->length};
 	}
-	/* Before sending: a reply may come back before sendmsg returns. */
-	atomic_fetch_add(&l->unanswered, l->gathered_frames + (h ? 1 : 0));
 	l->gathered_bytes = 0;
 	l->gathered_frames = 0;
 
@@ -184,6 +180,17 @@ static int send_frame(struct daemon_link *l, const struct frame_header *h, const
 	return r;
 }
 
+/* Whether a frame sent earlier awaits its reply. Called with send_lock held, for a frame that is
+ * queued (enqueue) and not sent yet: with one caller thread, the queue holds the frames sent and
+ * unanswered, the gathered ones and this one. */
+static int reply_due(struct daemon_link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int due = l->queue_count > l->gathered_frames + 1;
+	pthread_mutex_unlock(&l->lock);
+	return due;
+}
+
 /* A write-behind frame: gathered when small and the daemon has replies to send, else sent now. */
 static int send_or_gather(struct daemon_link *l, const struct frame_header *h, const void *payload)
 {
@@ -193,7 +200,7 @@ static int send_or_gather(struct daemon_link *l, const struct frame_header *h, c
 	/* At most a quarter of the window waits here: the daemon holds its replies until it has about
 	 * that much (shim-connection.ts), so the two keep the pipe full instead of taking turns. */
 	if (h->length < GATHER_MAX_RECORD && l->gathered_bytes + bytes <= GATHER_BYTES &&
-	    l->gathered_frames + 1 < l->window / 4 && atomic_load(&l->unanswered) > 0) {
+	    l->gathered_frames + 1 < l->window / 4 && reply_due(l)) {
 		frame_header_encode(h, l->gathered + l->gathered_bytes);
 		memcpy(l->gathered + l->gathered_bytes + FRAME_HEADER_BYTES, payload, h->length);
 		l->gathered_bytes += bytes;
@@ -338,7 +345,6 @@ static void *reader_main(void *arg)
 			why = "a reply out of order";
 			break;
 		}
-		atomic_fetch_sub(&l->unanswered, 1);
 		/* A failed send loses the link: the next read ends this loop. */
 		if (rr->start == rr->end)
 			(void)link_flush(l);

@@ -74,8 +74,8 @@ export class FrameReader {
   private buffer(): Buffer {
     const f = this.partial;
     this.direct = f !== undefined && f.payload.length >= DIRECT_MIN;
-    if (this.direct) return f!.payload.subarray(this.payloadFill);
-    return this.lastLarge && !f ? this.staging.subarray(0, HEADER_BYTES - this.headerFill) : this.staging;
+    if (f) return this.direct ? f.payload.subarray(this.payloadFill) : this.staging;
+    return this.lastLarge ? this.staging.subarray(0, HEADER_BYTES - this.headerFill) : this.staging;
   }
 
   private received(n: number): boolean {

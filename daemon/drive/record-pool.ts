@@ -22,10 +22,15 @@ const MAX_POOLED = 2 * 2 ** 20;
  * for most of the daemon's time at 256 KiB records (every 64 MB of new external memory forces a
  * full collection); a reused one costs nothing. A buffer returns to the pool when every hold on its
  * record is released; the pool keeps at most `maxFreeBytes` of them, so memory stays bounded.
+ * When it is full, buffers of the size idle longest make room: a backup of 10 KiB records left the
+ * pool full of them, and the next one, of 256 KiB records, ran at half speed, allocating every record.
  */
 export class RecordPool implements BufferHome {
   private readonly free = new Map<number, Buffer[]>();
   private freeBytes = 0;
+  /** When each capacity was last taken or given, on a counter of takes and gives. */
+  private readonly lastUse = new Map<number, number>();
+  private clock = 0;
 
   constructor(private readonly maxFreeBytes = 16 * 2 ** 20) {}
 
@@ -33,6 +38,7 @@ export class RecordPool implements BufferHome {
   take(length: number): PooledRecord {
     if (length > MAX_POOLED) return new PooledRecord(Buffer.allocUnsafeSlow(length), length, undefined);
     const capacity = Math.max(MIN_POOLED, 2 ** Math.ceil(Math.log2(Math.max(1, length))));
+    this.lastUse.set(capacity, ++this.clock);
     const reused = this.free.get(capacity)?.pop();
     if (reused) this.freeBytes -= capacity;
     return new PooledRecord(reused ?? Buffer.allocUnsafeSlow(capacity), length, this);
@@ -40,11 +46,27 @@ export class RecordPool implements BufferHome {
 
   /** @internal from PooledRecord, once its last hold is released */
   give(backing: Buffer): void {
-    if (this.freeBytes + backing.length > this.maxFreeBytes) return; // the GC takes it
-    let list = this.free.get(backing.length);
-    if (!list) this.free.set(backing.length, (list = []));
+    const capacity = backing.length;
+    this.lastUse.set(capacity, ++this.clock);
+    while (this.freeBytes + capacity > this.maxFreeBytes && this.dropIdlest(capacity));
+    if (this.freeBytes + capacity > this.maxFreeBytes) return; // the GC takes it
+    let list = this.free.get(capacity);
+    if (!list) this.free.set(capacity, (list = []));
     list.push(backing);
-    this.freeBytes += backing.length;
+    this.freeBytes += capacity;
+  }
+
+  /** Leaves one free buffer of the capacity idle longest (other than `keep`) to the GC; false if none. */
+  private dropIdlest(keep: number): boolean {
+    let idlest: number | undefined;
+    for (const [capacity, list] of this.free) {
+      if (capacity === keep || list.length === 0) continue;
+      if (idlest === undefined || this.lastUse.get(capacity)! < this.lastUse.get(idlest)!) idlest = capacity;
+    }
+    if (idlest === undefined) return false;
+    this.free.get(idlest)!.pop();
+    this.freeBytes -= idlest;
+    return true;
   }
 }
 

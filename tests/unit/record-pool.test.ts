@@ -53,6 +53,23 @@ describe('RecordPool', () => {
     big.hold()();
     expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(big.data.buffer);
   });
+
+  it('when full, makes room with the buffers of the size idle longest: a stream of small records does not leave no room for larger ones', () => {
+    const pool = new RecordPool(1024 * 1024);
+    const small = Array.from({ length: 64 }, () => pool.take(10_240)); // 64 buffers of 16 KiB: the pool's bound
+    for (const r of small) r.hold()();
+    const large = pool.take(256 * 1024);
+    large.hold()();
+    expect(pool.take(256 * 1024).data.buffer).toBe(large.data.buffer);
+    // Those of the size in use stay: giving a second size back drops the idle one's, not its own.
+    const recent = pool.take(10_240);
+    const [x, y] = [pool.take(256 * 1024), pool.take(256 * 1024)];
+    x.hold()();
+    y.hold()();
+    recent.hold()();
+    expect(pool.take(10_240).data.buffer).toBe(recent.data.buffer);
+    expect([pool.take(256 * 1024).data.buffer, pool.take(256 * 1024).data.buffer]).toEqual([y.data.buffer, x.data.buffer]);
+  });
 });
 
 describe('a mirror given pooled records', () => {

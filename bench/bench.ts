@@ -10,6 +10,7 @@
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -59,6 +60,8 @@ type Contender = 'A' | 'Bfile' | 'Btar' | 'Cdd' | 'Ctar' | 'Tee' | 'D' | 'E' | '
 interface Daemon {
   device: string;
   address: string;
+  /** Where its Prometheus metrics are served (CPU time by thread). */
+  metrics: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
           Tee: () => sh(`tee ${out(1)} > ${out(2)} < ${input}`),
           Cdd: async () => {
             await mtRewind(daemon.device);
-            return sh(`dd if=${input} of=${daemon.device} bs=${R} conv=notrunc status=none`);
+            return sh(`dd if=${input} of=${daemon.device} bs=${R} conv=notrunc status=none; times`);
           },
           Ctar: async () => {
             await mtRewind(daemon.device);
@@ -118,19 +121,19 @@ async function main(): Promise<void> {
           if (ONLY.length > 0 && !ONLY.includes(name)) continue;
           await run(); // warm-up: files exist, buffers touched (steady state)
           const times: number[] = [];
-          const cpu = { daemon: [] as number[], shim: [] as number[] };
+          const cpu: CpuSample[] = [];
           for (let i = 0; i < RUNS; i++) {
-            const before = { daemon: await cpuSeconds(daemon.pid), shim: await cpuSeconds(shim) };
+            const before = await cpuSample(daemon, shim);
             const t = performance.now();
-            await run();
+            const result = await run();
             times.push((performance.now() - t) / 1000);
-            cpu.daemon.push((await cpuSeconds(daemon.pid)) - before.daemon);
-            cpu.shim.push((await cpuSeconds(shim)) - before.shim);
+            if (name === 'Cdd') cpu.push(cpuSpent(before, await cpuSample(daemon, shim), (result as { stdout: string }).stdout));
           }
           seconds[`${name}@${R}`] = median(times);
           if (name === 'Cdd') {
-            cpuPerGiB[`daemon@${R}`] = Number((median(cpu.daemon) / (BYTES / 2 ** 30)).toFixed(2));
-            cpuPerGiB[`shim@${R}`] = Number((median(cpu.shim) / (BYTES / 2 ** 30)).toFixed(2));
+            for (const stage of Object.keys(cpu[0]!)) {
+              cpuPerGiB[`${stage}@${R}`] = Number((median(cpu.map((c) => c[stage] ?? 0)) / (BYTES / 2 ** 30)).toFixed(2));
+            }
           }
           process.stderr.write(`${name}@${R}: ${(BYTES / 2 ** 30 / median(times)).toFixed(2)} GiB/s\n`);
         }
@@ -198,12 +201,11 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(
     'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→hash batch, record→each sink: 6 for two copies (mbuffer makes 3); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
   );
-  const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => {
-    const [d, s] = [cpuPerGiB[`daemon@${R}`]!, cpuPerGiB[`shim@${R}`]!];
-    return `  ${sizeLabel(R).padEnd(7)} daemon ${d.toFixed(2)}, shim ${s.toFixed(2)} cpu-s/GiB: the ${d >= s ? 'daemon' : 'shim'} is the bottleneck (${(1 / Math.max(d, s)).toFixed(2)} GiB/s per core it gets)`;
-  });
+  const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`Cdd@${R}`)!, cpuPerGiB));
   if (cpuLines.length > 0) {
-    console.log('where the time goes in Cdd (CPU seconds per GiB; the daemon includes its GC, libuv writes and manifest hashing):');
+    console.log(
+      "where the time goes in Cdd, CPU seconds per GiB: the daemon's threads (main: the front end and the copies; manifest hashing; other: libuv's file writes and the collector), the shim, dd, and all CPUs together:",
+    );
     console.log(cpuLines.join('\n'));
   }
   const results = join(root, 'bench', 'results');
@@ -213,6 +215,27 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     JSON.stringify({ date: new Date().toISOString(), runs: RUNS, bytes: BYTES, seconds, ratios, recordsPerSecond, peakRssMiB, cpuPerGiB, longRun }, null, 2),
   );
   console.log(`\nwritten: ${join(results, 'latest.json')}`);
+}
+
+/**
+ * One line of Cdd's CPU use at record size R and what limits it: a thread busy nearly all the run
+ * (one thread cannot go faster), else all CPUs busy (the work as a whole), else neither: the
+ * stages wait on each other (wake-ups between dd, the shim and the daemon).
+ */
+function bottleneck(R: number, gibPerSecond: number, cpuPerGiB: Record<string, number>): string {
+  const at = (stage: string) => cpuPerGiB[`${stage}@${R}`] ?? 0;
+  const stages = ['main', 'manifest hashing', 'encryption', 'other', 'shim', 'dd'].filter((s) => cpuPerGiB[`${s}@${R}`] !== undefined);
+  const spent = stages.map((s) => `${s} ${at(s).toFixed(2)}`).join(', ');
+  const cores = cpus().length;
+  const busyCores = at('all') * gibPerSecond;
+  // Threads of their own: 'other' and the shim are several threads each.
+  const [thread, busiest] = ['main', 'manifest hashing', 'dd'].map((s) => [s, at(s) * gibPerSecond] as const).sort((a, b) => b[1] - a[1])[0]!;
+  const largest = [...stages].sort((a, b) => at(b) - at(a))[0]!;
+  let verdict: string;
+  if (busiest >= 0.85) verdict = `the ${thread} thread is the bottleneck: busy ${Math.round(busiest * 100)}% of the run`;
+  else if (busyCores >= 0.85 * cores) verdict = `CPU-bound: ${busyCores.toFixed(2)} of ${cores} cores busy; the largest share is ${largest}'s`;
+  else verdict = `latency-bound: ${(cores - busyCores).toFixed(2)} of ${cores} cores idle and no thread busy all the run (the busiest, ${thread}, ${Math.round(busiest * 100)}%)`;
+  return `  ${sizeLabel(R).padEnd(7)} ${spent}; all ${at('all').toFixed(2)}: ${verdict}`;
 }
 
 /**
@@ -237,17 +260,20 @@ async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`
   const device = join(dir, 'bench0');
   const front = fuse ? ['--fuse', device, '--runtime-dir', join(dir, 'run')] : [];
   const manifests = opts['no-manifests'] ? ['--no-manifests'] : ['--catalog-dir', join(dir, 'catalog')];
-  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', ...front, '--listen', '127.0.0.1:0', ...manifests, ...sinks.flatMap((s) => ['--sink', s])], { reject: false });
-  const address = await new Promise<string>((resolve, reject) => {
+  const proc = execa('node', [CLI, 'daemon', '--drive', 'bench0', ...front, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', ...manifests, ...sinks.flatMap((s) => ['--sink', s])], { reject: false });
+  const addresses = new Map<string, string>();
+  await new Promise<void>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const m = /"address":"([^"]+)","msg":"listening"/.exec(line);
-      if (m) resolve(m[1]!);
+      const m = /"address":"([^"]+)","msg":"(listening|metrics listening)/.exec(line);
+      if (m) addresses.set(m[2]!, m[1]!);
+      if (addresses.size === 2) resolve();
     });
     void proc.then((r) => reject(new Error(`daemon exited: ${r.stderr}`)));
   });
   return {
     device,
-    address,
+    address: addresses.get('listening')!,
+    metrics: addresses.get('metrics listening')!,
     pid: proc.pid!,
     async stop() {
       proc.kill('SIGTERM');
@@ -290,6 +316,31 @@ const mtRewind = (device: string) => execa('mt', ['-f', device, 'rewind']);
 
 async function shimPid(device: string): Promise<number> {
   return Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${device}`])).stdout.split('\n')[0]);
+}
+
+/** CPU seconds so far: the daemon's by thread (from its metrics), the shim's, and all CPUs' busy time. */
+type CpuSample = Record<string, number>;
+
+async function cpuSample(daemon: Daemon, shim: number): Promise<CpuSample> {
+  const text = await (await fetch(`http://${daemon.metrics}/metrics`)).text();
+  const sample: CpuSample = {};
+  for (const m of text.matchAll(/^tapeproxy_thread_cpu_seconds_total\{thread="([^"]+)"\} (\S+)$/gm)) sample[m[1]!] = Number(m[2]);
+  sample.shim = await cpuSeconds(shim);
+  // /proc/stat's first line: all CPUs' ticks by state; busy is all but idle and iowait.
+  const cpus = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  sample.all = (cpus.reduce((a, b) => a + b, 0) - cpus[3]! - cpus[4]!) / 100;
+  return sample;
+}
+
+/** CPU seconds each stage spent between two samples; dd's from the `times` its shell printed. */
+function cpuSpent(before: CpuSample, after: CpuSample, times: string): CpuSample {
+  const spent: CpuSample = {};
+  for (const key of Object.keys(after)) spent[key] = after[key]! - (before[key] ?? 0);
+  spent.daemon = Object.keys(after).filter((k) => k !== 'shim' && k !== 'all').reduce((sum, k) => sum + spent[k]!, 0);
+  // The second line of `times`: the children's user and system time, as "0m0.010000s 0m0.220000s".
+  const children = times.trim().split('\n').pop()!.match(/(\d+)m([\d.]+)s/g) ?? [];
+  spent.dd = children.reduce((sum, t) => sum + Number(/(\d+)m/.exec(t)![1]) * 60 + Number(/m([\d.]+)s/.exec(t)![1]), 0);
+  return spent;
 }
 
 /** User plus system CPU seconds of a process so far (clock ticks of 1/100 s). */

@@ -1,5 +1,6 @@
 import type { DriveInfo } from '../../generated/tapeproxy.js';
 import type { EventBus } from '../events/events.js';
+import { threadCpuSeconds } from './thread-cpu.js';
 
 /**
  * The Prometheus text exposition format (version 0.0.4), written directly: a handful of gauges and
@@ -75,6 +76,18 @@ export class Metrics {
       })),
       { name: 'tapeproxy_sink_failures_total', type: 'counter', help: 'Failures of the copy (I/O errors, full file system, dead drive).', samples: [...this.failures.values()] },
       { name: 'tapeproxy_events_total', type: 'counter', help: 'Drive events by type (see tapeproxy watch).', samples: [...this.events.values()] },
+      {
+        name: 'tapeproxy_thread_cpu_seconds_total',
+        type: 'counter',
+        help: 'CPU seconds (user and system) of the daemon by thread: main (the front ends and copies), manifest hashing, encryption, other (file writes in libuv\'s pool, the collector, threads that have ended).',
+        samples: Object.entries(threadCpuSeconds()).map(([thread, value]) => ({ labels: { thread }, value })),
+      },
+      {
+        name: 'process_cpu_seconds_total',
+        type: 'counter',
+        help: 'User and system CPU time of the process in seconds.',
+        samples: [{ labels: {}, value: cpuSeconds() }],
+      },
       { name: 'process_resident_memory_bytes', type: 'gauge', help: 'Resident memory size in bytes.', samples: [{ labels: {}, value: process.memoryUsage.rss() }] },
       {
         name: 'process_start_time_seconds',
@@ -85,6 +98,11 @@ export class Metrics {
     ];
     return metrics.map(format).join('');
   }
+}
+
+function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 function count(counts: Map<string, { labels: Labels; value: number }>, labels: Labels): void {

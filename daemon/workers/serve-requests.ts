@@ -1,9 +1,11 @@
 import { parentPort, type Transferable } from 'node:worker_threads';
+import { ownThreadId } from '../metrics/thread-cpu.js';
 
-/** The worker side of WorkerClient: answers each request in arrival order. */
+/** The worker side of WorkerClient: tells its OS thread id (for CPU accounting), then answers each request in arrival order. */
 export function serveRequests<Request, Reply>(handle: (request: Request) => { reply: Reply; transfer?: Transferable[] }): void {
   const port = parentPort;
   if (!port) throw new Error('this module runs as a worker thread');
+  port.postMessage({ tid: ownThreadId() });
   port.on('message', ({ id, message }: { id: number; message: Request }) => {
     let answer: { reply: Reply; transfer?: Transferable[] };
     try {

@@ -1,10 +1,8 @@
 import { Worker } from 'node:worker_threads';
+import { forgetThread, nameThread } from '../metrics/thread-cpu.js';
 
-interface Envelope<T> {
-  id: number;
-  reply?: T;
-  error?: string;
-}
+/** The worker's first message (its OS thread id), then replies. */
+type Envelope<T> = { tid: number } | { id: number; reply?: T; error?: string };
 
 /**
  * Requests to one worker thread, answered in order by `serveRequests` on the other side. The
@@ -45,7 +43,13 @@ export class WorkerClient<Request, Reply> {
   private spawn(): Worker {
     const worker = new Worker(this.script, { execArgv: [] }); // the process's flags (--input-type, --eval...) are not the worker's
     worker.unref();
-    worker.on('message', ({ id, reply, error }: Envelope<Reply>) => {
+    let tid: number | undefined;
+    worker.on('message', (message: Envelope<Reply>) => {
+      if ('tid' in message) {
+        nameThread((tid = message.tid), this.label);
+        return;
+      }
+      const { id, reply, error } = message;
       const waiter = this.pending.get(id);
       this.pending.delete(id);
       if (this.pending.size === 0) worker.unref();
@@ -53,7 +57,10 @@ export class WorkerClient<Request, Reply> {
       else waiter?.resolve(reply as Reply);
     });
     worker.on('error', (err) => this.lost(worker, err.message));
-    worker.on('exit', (code) => this.lost(worker, `exited with code ${code}`));
+    worker.on('exit', (code) => {
+      if (tid !== undefined) forgetThread(tid);
+      this.lost(worker, `exited with code ${code}`);
+    });
     return worker;
   }
 

@@ -95,6 +95,14 @@ describe('metrics', () => {
     expect(final.get('tapeproxy_events_total{drive="pnst0",type="early-warning"}')).toBe(status.state!.volume - 1);
     expect(final.get('tapeproxy_events_total{drive="pnst0",type="volume-loaded"}')).toBe(status.state!.volume);
     expect(final.get('process_resident_memory_bytes')).toBeGreaterThan(0);
+    // CPU by thread: the front end's thread and the manifest hashing worker are there, and the
+    // threads share the process's time out (scraped after it, so it is the larger by a little).
+    const threads = [...final].filter(([k]) => k.startsWith('tapeproxy_thread_cpu_seconds_total{'));
+    expect(threads.map(([k]) => /thread="([^"]+)"/.exec(k)![1]).sort()).toEqual(['main', 'manifest hashing', 'other']);
+    expect(final.get('tapeproxy_thread_cpu_seconds_total{thread="main"}')).toBeGreaterThan(0);
+    const threadSum = threads.reduce((sum, [, v]) => sum + v, 0);
+    expect(final.get('process_cpu_seconds_total')! - threadSum).toBeGreaterThan(-0.02);
+    expect(final.get('process_cpu_seconds_total')! - threadSum).toBeLessThan(0.2);
 
     expect((await fetch(`http://${address}/other`)).status).toBe(404);
   });

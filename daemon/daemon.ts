@@ -15,6 +15,7 @@ import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/prometheus.js';
 import { Mirror } from './mirror/mirror.js';
 import { isLoopback } from './loopback.js';
+import { raiseMallocThresholds } from './malloc-thresholds.js';
 import { type SinkLog, sinkFromUri } from './sinks/sink-uri.js';
 import type { Sink } from './sinks/sink.js';
 import { defaultCatalogDir, journalPath } from './catalog/catalog.js';
@@ -49,6 +50,7 @@ export interface Daemon {
 }
 
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
+  raiseMallocThresholds();
   if (!isLoopback(config.listen) && !config.tls && !config.allowPlaintext) {
     throw new Error(
       `refusing to serve plaintext gRPC on ${config.listen}: remote peers need TLS (tls.cert and tls.key, or --tls-cert and --tls-key), ` +

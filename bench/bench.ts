@@ -327,8 +327,8 @@ async function cpuSample(daemon: Daemon, shim: number): Promise<CpuSample> {
   for (const m of text.matchAll(/^tapeproxy_thread_cpu_seconds_total\{thread="([^"]+)"\} (\S+)$/gm)) sample[m[1]!] = Number(m[2]);
   sample.shim = await cpuSeconds(shim);
   // /proc/stat's first line: all CPUs' ticks by state; busy is all but idle and iowait.
-  const cpus = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1).map(Number);
-  sample.all = (cpus.reduce((a, b) => a + b, 0) - cpus[3]! - cpus[4]!) / 100;
+  const ticks = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  sample.all = (ticks.reduce((a, b) => a + b, 0) - ticks[3]! - ticks[4]!) / 100;
   return sample;
 }
 

@@ -14,6 +14,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { statCpuSeconds } from '../daemon/metrics/thread-cpu.js';
 import { packageRoot } from '../daemon/package-root.js';
 
 // A bad option is told in one line (and --help named), not as a stack trace.
@@ -123,11 +124,11 @@ async function main(): Promise<void> {
           const times: number[] = [];
           const cpu: CpuSample[] = [];
           for (let i = 0; i < RUNS; i++) {
-            const before = await cpuSample(daemon, shim);
+            const before = name === 'Cdd' ? await cpuSample(daemon, shim) : undefined;
             const t = performance.now();
             const result = await run();
             times.push((performance.now() - t) / 1000);
-            if (name === 'Cdd') cpu.push(cpuSpent(before, await cpuSample(daemon, shim), (result as { stdout: string }).stdout));
+            if (before) cpu.push(cpuSpent(before, await cpuSample(daemon, shim), (result as { stdout: string }).stdout));
           }
           seconds[`${name}@${R}`] = median(times);
           if (name === 'Cdd') {
@@ -325,7 +326,7 @@ async function cpuSample(daemon: Daemon, shim: number): Promise<CpuSample> {
   const text = await (await fetch(`http://${daemon.metrics}/metrics`)).text();
   const sample: CpuSample = {};
   for (const m of text.matchAll(/^tapeproxy_thread_cpu_seconds_total\{thread="([^"]+)"\} (\S+)$/gm)) sample[m[1]!] = Number(m[2]);
-  sample.shim = await cpuSeconds(shim);
+  sample.shim = statCpuSeconds(`/proc/${shim}/stat`);
   // /proc/stat's first line: all CPUs' ticks by state; busy is all but idle and iowait.
   const ticks = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1).map(Number);
   sample.all = (ticks.reduce((a, b) => a + b, 0) - ticks[3]! - ticks[4]!) / 100;
@@ -338,16 +339,9 @@ function cpuSpent(before: CpuSample, after: CpuSample, times: string): CpuSample
   for (const key of Object.keys(after)) spent[key] = after[key]! - (before[key] ?? 0);
   spent.daemon = Object.keys(after).filter((k) => k !== 'shim' && k !== 'all').reduce((sum, k) => sum + spent[k]!, 0);
   // The second line of `times`: the children's user and system time, as "0m0.010000s 0m0.220000s".
-  const children = times.trim().split('\n').pop()!.match(/(\d+)m([\d.]+)s/g) ?? [];
-  spent.dd = children.reduce((sum, t) => sum + Number(/(\d+)m/.exec(t)![1]) * 60 + Number(/m([\d.]+)s/.exec(t)![1]), 0);
+  const children = times.trim().split('\n').pop()!.matchAll(/(\d+)m([\d.]+)s/g);
+  spent.dd = [...children].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
   return spent;
-}
-
-/** User plus system CPU seconds of a process so far (clock ticks of 1/100 s). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function peakRssMiB(pid: number): Promise<number> {

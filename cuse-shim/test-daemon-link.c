@@ -70,6 +70,14 @@ static void *write_in_thread(void *arg)
 
 static const struct timespec pause_100ms = {.tv_nsec = 100 * 1000 * 1000};
 
+/* Whether the fake daemon has seen exactly n requests, after giving the link time to send more. */
+static int seen_exactly(struct fake *f, int n)
+{
+	fake_wait_seen(f, n);
+	nanosleep(&pause_100ms, NULL);
+	return fake_seen(f) == n;
+}
+
 static void test_window(void)
 {
 	struct fake f;
@@ -88,8 +96,7 @@ static void test_window(void)
 	struct write_job job = {.l = l, .length = 100};
 	pthread_t t;
 	pthread_create(&t, NULL, write_in_thread, &job);
-	nanosleep(&pause_100ms, NULL);
-	CHECK(fake_seen(&f) == 4);
+	CHECK(seen_exactly(&f, 4));
 	fake_allow(&f, 1);
 	pthread_join(t, NULL);
 	CHECK(job.result == 100);
@@ -105,14 +112,6 @@ static void test_window(void)
 	CHECK(f.req[5].flags == 0 && f.req[5].length == 100);
 	link_close(l);
 	fake_stop(&f);
-}
-
-/* Whether the fake daemon has seen exactly n requests, after giving the link time to send more. */
-static int seen_exactly(struct fake *f, int n)
-{
-	fake_wait_seen(f, n);
-	nanosleep(&pause_100ms, NULL);
-	return fake_seen(f) == n;
 }
 
 static void test_gathering_bounds(void)
@@ -159,9 +158,7 @@ static void test_gathering(void)
 	fake_serve(&f);
 	for (int i = 0; i < 10; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
-	fake_wait_seen(&f, 1);
-	nanosleep(&pause_100ms, NULL);
-	CHECK(fake_seen(&f) == 1);
+	CHECK(seen_exactly(&f, 1));
 	/* A large record is not copied: it goes at once, after everything gathered. */
 	CHECK(link_write(l, 0, large_record, sizeof(large_record), 1) == (ssize_t)sizeof(large_record));
 	fake_wait_seen(&f, 11);
@@ -169,8 +166,7 @@ static void test_gathering(void)
 	/* Gathered again behind it; a request that waits for its reply sends them first. */
 	for (int i = 0; i < 3; i++)
 		CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record));
-	nanosleep(&pause_100ms, NULL);
-	CHECK(fake_seen(&f) == 11);
+	CHECK(seen_exactly(&f, 11));
 	fake_allow(&f, 1 << 30);
 	struct link_reply r;
 	CHECK(link_call(l, FRAME_MTIOCGET, 0, 0, NULL, 0, &r) == 0 && r.arg == 0);

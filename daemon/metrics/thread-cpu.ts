@@ -35,16 +35,15 @@ export function forgetThread(tid: number): void {
  * (collection, compilation) and threads that have exited. The labels sum to the process's time.
  */
 export function threadCpuSeconds(): Record<string, number> {
-  const seconds: Record<string, number> = { main: cpuTicks(`/proc/self/task/${mainThread}/stat`) };
-  for (const [tid, label] of named) seconds[label] = (seconds[label] ?? 0) + cpuTicks(`/proc/self/task/${tid}/stat`);
+  const seconds: Record<string, number> = { main: statCpuSeconds(`/proc/self/task/${mainThread}/stat`) };
+  for (const [tid, label] of named) seconds[label] = (seconds[label] ?? 0) + statCpuSeconds(`/proc/self/task/${tid}/stat`);
   const labelled = Object.values(seconds).reduce((a, b) => a + b, 0);
-  seconds.other = Math.max(0, cpuTicks('/proc/self/stat') - labelled);
-  for (const label of Object.keys(seconds)) seconds[label] = seconds[label]! / TICKS_PER_SECOND;
+  seconds.other = Math.max(0, statCpuSeconds('/proc/self/stat') - labelled);
   return seconds;
 }
 
-/** utime + stime of a stat file in ticks; 0 for a thread that has gone. */
-function cpuTicks(path: string): number {
+/** User plus system CPU seconds in a /proc stat file (a process's or a thread's); 0 once it has gone. */
+export function statCpuSeconds(path: string): number {
   let stat: string;
   try {
     stat = readFileSync(path, 'utf8');
@@ -53,5 +52,5 @@ function cpuTicks(path: string): number {
   }
   // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }

@@ -54,7 +54,7 @@ describe('RecordPool', () => {
     expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(big.data.buffer);
   });
 
-  it('when full, makes room with the buffers of the size idle longest: a stream of small records does not leave no room for larger ones', () => {
+  it('when full, makes room with the buffers of the size idle longest: after a stream of small records, larger ones are pooled too', () => {
     const pool = new RecordPool(1024 * 1024);
     const small = Array.from({ length: 64 }, () => pool.take(10_240)); // 64 buffers of 16 KiB: the pool's bound
     for (const r of small) r.hold()();

@@ -23,22 +23,7 @@ import { Journal } from './catalog/journal.js';
 import { imageTemplate } from './manifest/image-paths.js';
 import { stageNames } from './stages/stage-uri.js';
 import { ManifestRecorder } from './manifest/recorder.js';
-
-/** Write-behind records a shim may have in flight (proto/shim-frames.md). */
-const SHIM_WINDOW = 32;
-
-/** Write-behind bytes a shim may have in flight when no copy has a capacity. */
-const SHIM_WINDOW_BYTES = 32 * 2 ** 20;
-
-/**
- * Half the smallest early-warning zone (the rest covers SIMH framing and a margin), so whatever the
- * shim acknowledged before the drive reached early warning fits on every copy (DESIGN.md
- * invariant 4). A zone smaller than a record means the shim waits for every such record.
- */
-export function shimWindowBytes(earlyWarningZone: number | undefined): number {
-  if (earlyWarningZone === undefined) return SHIM_WINDOW_BYTES;
-  return Math.max(1, Math.min(SHIM_WINDOW_BYTES, Math.floor(earlyWarningZone / 2)));
-}
+import { writeBehindWindow } from './drive/write-behind-window.js';
 
 /** Room in a gRPC message for the fields around a record. */
 const MESSAGE_OVERHEAD = 64 * 1024;
@@ -145,7 +130,7 @@ function manifestRecorder(d: DriveConfig, sinks: Sink[], setAside: (sink: Sink) 
 
 /** A kernel-facing device for the drive: the shim that serves the device, and the daemon's link to it. */
 async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, runtimeDir: string, log: Logger) {
-  const window = { records: SHIM_WINDOW, bytes: shimWindowBytes(mirror.earlyWarningZone()) };
+  const window = writeBehindWindow(mirror.earlyWarningZone());
   await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
   const link = new ShimLink(join(runtimeDir, `${d.name}.sock`), drive, log, window);
   const supervisor = new ShimSupervisor(

@@ -5,6 +5,9 @@ import { MAX_RECORD_LIMIT } from '../../daemon/config/config.js';
 import { RmtServer } from '../../daemon/frontends/rmt/rmt-server.js';
 import type { GlobalArgs } from '../cli-error.js';
 import { connect, DriveSession } from '../drive-session.js';
+import { writeBehindWindow } from '../../daemon/drive/write-behind-window.js';
+import type { TapeProxyClient } from '../../generated/tapeproxy.js';
+import { WriteBehindDrive } from '../write-behind-drive.js';
 
 interface Args {
   drive?: string;
@@ -24,7 +27,15 @@ export const rmtCommand = {
     const server = new RmtServer({
       drive: args.drive ?? process.env.TAPEPROXY_DRIVE,
       maxRecord: MAX_RECORD_LIMIT,
-      open: (drive, options) => DriveSession.open(client, drive, options),
+      open: async (drive, options) => {
+        const session = await DriveSession.open(client, drive, options);
+        try {
+          return new WriteBehindDrive(session, writeBehindWindow(await earlyWarningZone(client, drive)));
+        } catch (err) {
+          await session.close().catch(() => undefined);
+          throw err;
+        }
+      },
     });
     await server.serve(process.stdin, async (reply) => {
       if (!process.stdout.write(reply)) await once(process.stdout, 'drain');
@@ -35,3 +46,8 @@ export const rmtCommand = {
     process.stdin.destroy();
   },
 };
+
+/** What the drive's copies take past early warning: what goes behind stays within half of it. */
+function earlyWarningZone(client: TapeProxyClient, drive: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => client.driveStatus({ drive }, (err, info) => (err ? reject(err) : resolve(info?.state?.earlyWarningZone))));
+}

@@ -2,7 +2,8 @@
  * A copy whose storage fails mid-backup (its image on a 3 MiB tmpfs that fills up: a real ENOSPC
  * from the file system, reported by the sink as EIO): under the default policy the writer gets the
  * error and the log names the copy; with min-copies 1 the backup completes on the other copy, which
- * restores alone, and status shows the failed copy set aside.
+ * restores alone, and status shows the failed copy set aside. Through rmt too, whose writes are
+ * answered before the daemon has them.
  */
 import { execa } from 'execa';
 import { mkdir } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { cli, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
+import { RSH } from '../support/tools.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
 const dir = useTempDir();
@@ -51,6 +53,19 @@ it('default policy: tar fails with an I/O error and the daemon log names the fai
   const lost = status.sinks.find((s: { name: string }) => s.name.includes('lost.tap'));
   expect(lost.failure).toMatch(/ENOSPC: no space left on device/);
   expect(lost.setAside).toBe(false);
+});
+
+it('through rmt, whose writes go behind: tar fails with an I/O error all the same', async () => {
+  await fuseDrive([]);
+  const tar = await execa('tar', ['-c', '-b', '64', '--rsh-command', RSH, '-f', 'localhost:/dev/pnst0', 'src'], {
+    cwd: dir.path,
+    env: { TAPEPROXY_SERVER: daemon!.address },
+    stdin: 'ignore',
+    reject: false,
+  });
+  expect(tar.exitCode).not.toBe(0);
+  expect(tar.stderr).toMatch(/Input\/output error/);
+  expect(daemon!.log()).toMatch(/copy failed: the writer gets the error/);
 });
 
 it('min-copies 1: the backup completes on the good copy, which restores alone; status shows the failed one', async () => {

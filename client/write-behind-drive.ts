@@ -100,12 +100,16 @@ export class WriteBehindDrive implements TapeDevice {
     return this.inFlight.length >= this.window.records || this.inFlightBytes + length > this.window.bytes;
   }
 
-  /** Every record in flight answered; a failure among them is thrown (once). */
+  /**
+   * Every record in flight answered; a failure among them is thrown, once: the writes after it wait
+   * for the drive's own answer, which is EIO from then on.
+   */
   private async settle(): Promise<void> {
     while (this.inFlight.length > 0) await this.inFlight[0]!.settled;
     const failure = this.failure;
-    this.failure = undefined;
-    if (failure) throw failure;
+    if (!failure) return;
+    this.failure = this.checkedLength = undefined;
+    throw failure;
   }
 
   private async beforeOther(): Promise<void> {

@@ -6,6 +6,7 @@
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
@@ -101,4 +102,31 @@ it('the daemon killed while records answered behind were in flight: the next req
   expect(client.replies().slice(0, -1)).toEqual(['A0', ...sent.map(() => `A${REC}`)]);
   expect(client.replies().at(-1)).toMatch(/^E5 a record acknowledged earlier was not written: /);
   await client.end();
+});
+
+it('a copy whose file system fills: EIO at the next request, and every write after it is refused', async () => {
+  const small = join(dir.path, 'small');
+  await mkdir(small);
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tapeproxy-test', small]);
+  try {
+    daemon = await startDaemon(['--drive', 'pnst0', '--sink', `file:${dir.path}/good.tap?fsync=false`, '--sink', `file:${small}/lost.tap?fsync=false`]);
+    const client = rmt(daemon.address);
+    const n = 200; // 6.25 MiB, twice what the small file system holds
+    client.send(`O/dev/pnst0\n${O_WRONLY}\n`);
+    for (const r of records(n)) client.write(r);
+    client.send('C\n');
+    await client.until(1 + n + 1);
+    const [open, ...rest] = client.replies();
+    const close = rest.pop();
+    expect(open).toBe('A0');
+    const first = rest.findIndex((r) => r !== `A${REC}`);
+    expect(first, 'a write was refused').toBeGreaterThan(0);
+    expect(rest.slice(first).filter((r) => !/^E5 /.test(r)), 'replies from the first refusal on').toEqual([]);
+    expect(close).toMatch(/^E5 /);
+    expect((await client.end()).exitCode).toBe(0);
+  } finally {
+    await daemon?.stop();
+    daemon = undefined;
+    await execa('umount', [small]);
+  }
 });

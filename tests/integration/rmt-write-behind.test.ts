@@ -113,7 +113,8 @@ it('a copy whose file system fills: EIO at the next request, and every write aft
     const client = rmt(daemon.address);
     const n = 200; // 6.25 MiB, twice what the small file system holds
     client.send(`O/dev/pnst0\n${O_WRONLY}\n`);
-    for (const r of records(n)) client.write(r);
+    const sent = records(n);
+    for (const r of sent) client.write(r);
     client.send('C\n');
     await client.until(1 + n + 1);
     const [open, ...rest] = client.replies();
@@ -124,6 +125,14 @@ it('a copy whose file system fills: EIO at the next request, and every write aft
     expect(rest.slice(first).filter((r) => !/^E5 /.test(r)), 'replies from the first refusal on').toEqual([]);
     expect(close).toMatch(/^E5 /);
     expect((await client.end()).exitCode).toBe(0);
+    // The good copy holds the first records in order, no more than were answered A: those answered
+    // after the copy failed reached no copy, which is what the E5 told the writer.
+    await daemon.stop();
+    daemon = undefined;
+    const good = (await imageObjects(join(dir.path, 'good.tap'))).filter((o) => o !== null);
+    expect(good.length).toBeGreaterThan(0);
+    expect(good.length).toBeLessThanOrEqual(first);
+    expect(good.map((r) => r.toString('hex'))).toEqual(sent.slice(0, good.length).map((r) => r.toString('hex')));
   } finally {
     await daemon?.stop();
     daemon = undefined;

@@ -19,6 +19,11 @@ it('encodes write requests as the generated code decodes them, and decodes what 
   }
 });
 
+it('takes a record given as a plain Uint8Array, as the generated code does (execa hands those out)', () => {
+  const request: DriveRequest = { id: 9, pipelined: false, write: { data: new Uint8Array(record) as Buffer, behind: false } };
+  expect(DriveRequest.decode(encodeDriveRequest(request)).write!.data.equals(record)).toBe(true);
+});
+
 it('leaves the record where it arrived', () => {
   const bytes = encodeDriveRequest(writes[0]!);
   const data = decodeDriveRequest(bytes).write!.data;

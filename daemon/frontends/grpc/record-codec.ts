@@ -28,7 +28,8 @@ export function encodeDriveRequest(request: DriveRequest): Buffer {
   at = putVarint(out, at, inner);
   out[at++] = WRITE_DATA;
   at = putVarint(out, at, data.length);
-  at += data.copy(out, at);
+  out.set(data, at); // not data.copy: callers of the generated API may pass a plain Uint8Array
+  at += data.length;
   if (write.behind) {
     out[at++] = WRITE_BEHIND;
     out[at++] = 1;

@@ -35,29 +35,28 @@ export class WriteBehindDrive implements TapeDevice {
   async write(data: Buffer): Promise<number> {
     while (this.mayGoBehind(data.length) && this.full(data.length)) await this.inFlight[0]!.settled;
     if (!this.mayGoBehind(data.length)) {
-      await this.settle();
-      const reply = await this.session.request({ write: { data, behind: false } }, false, (r) => r).catch((err: unknown) => {
-        this.checkedLength = undefined;
-        throw err;
-      });
+      await this.beforeOther();
+      const reply = await this.session.request({ write: { data, behind: false } }, false, (r) => r);
       const written = reply.written ?? 0;
       this.earlyWarning = !!reply.flags?.earlyWarning;
-      this.checkedLength = written === data.length ? written : undefined;
+      if (written === data.length) this.checkedLength = written;
       return written;
     }
     const entry = { bytes: data.length, settled: Promise.resolve() };
-    entry.settled = this.session.request({ write: { data, behind: true } }, true, (r) => r).then(
-      (reply) => {
-        if (reply.flags?.earlyWarning) this.earlyWarning = true;
-      },
-      (err: unknown) => {
-        this.failure ??= new TapeError(Errno.EIO, `a record acknowledged earlier was not written: ${(err as Error).message}`);
-      },
-    );
-    entry.settled = entry.settled.finally(() => {
-      this.inFlight.splice(this.inFlight.indexOf(entry), 1);
-      this.inFlightBytes -= entry.bytes;
-    });
+    entry.settled = this.session
+      .request({ write: { data, behind: true } }, true, (r) => r)
+      .then(
+        (reply) => {
+          if (reply.flags?.earlyWarning) this.earlyWarning = true;
+        },
+        (err: unknown) => {
+          this.failure ??= new TapeError(Errno.EIO, `a record acknowledged earlier was not written: ${(err as Error).message}`);
+        },
+      )
+      .finally(() => {
+        this.inFlight.shift(); // replies come in order
+        this.inFlightBytes -= entry.bytes;
+      });
     this.inFlight.push(entry);
     this.inFlightBytes += entry.bytes;
     return data.length;
@@ -101,19 +100,15 @@ export class WriteBehindDrive implements TapeDevice {
   }
 
   /**
-   * Every record in flight answered; a failure among them is thrown, once: the writes after it wait
-   * for the drive's own answer, which is EIO from then on.
+   * Before a request that waits for its own reply: every record in flight answered, and a failure
+   * among them thrown, once. The checked length goes, so the writes after it wait for the drive's
+   * own answer too (EIO from then on, after a failure).
    */
-  private async settle(): Promise<void> {
-    while (this.inFlight.length > 0) await this.inFlight[0]!.settled;
-    const failure = this.failure;
-    if (!failure) return;
-    this.failure = this.checkedLength = undefined;
-    throw failure;
-  }
-
   private async beforeOther(): Promise<void> {
     this.checkedLength = undefined;
-    await this.settle();
+    while (this.inFlight.length > 0) await this.inFlight[0]!.settled;
+    const failure = this.failure;
+    this.failure = undefined;
+    if (failure) throw failure;
   }
 }

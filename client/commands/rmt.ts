@@ -6,8 +6,12 @@ import { RmtServer } from '../../daemon/frontends/rmt/rmt-server.js';
 import type { GlobalArgs } from '../cli-error.js';
 import { connect, DriveSession } from '../drive-session.js';
 import { writeBehindWindow } from '../../daemon/drive/write-behind-window.js';
-import type { TapeProxyClient } from '../../generated/tapeproxy.js';
+import { remoteDriveInfo } from '../../daemon/sinks/grpc-peer.js';
+import * as grpc from '@grpc/grpc-js';
 import { WriteBehindDrive } from '../write-behind-drive.js';
+
+/** The drive's status right after the open: an answer in this long, or the open fails. */
+const STATUS_TIMEOUT_MS = 30_000;
 
 interface Args {
   drive?: string;
@@ -30,7 +34,9 @@ export const rmtCommand = {
       open: async (drive, options) => {
         const session = await DriveSession.open(client, drive, options);
         try {
-          return new WriteBehindDrive(session, writeBehindWindow(await earlyWarningZone(client, drive)));
+          // What the drive's copies take past early warning bounds what may go behind.
+          const info = await remoteDriveInfo({ client, metadata: new grpc.Metadata() }, drive, STATUS_TIMEOUT_MS);
+          return new WriteBehindDrive(session, writeBehindWindow(info.state?.earlyWarningZone));
         } catch (err) {
           await session.close().catch(() => undefined);
           throw err;
@@ -47,7 +53,3 @@ export const rmtCommand = {
   },
 };
 
-/** What the drive's copies take past early warning: what goes behind stays within half of it. */
-function earlyWarningZone(client: TapeProxyClient, drive: string): Promise<number | undefined> {
-  return new Promise((resolve, reject) => client.driveStatus({ drive }, (err, info) => (err ? reject(err) : resolve(info?.state?.earlyWarningZone))));
-}

@@ -10,6 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, it } from 'vitest';
+import { MtOp } from '../../daemon/drive/mtio.js';
 import { CLI, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { waitFor } from '../support/wait.js';
@@ -83,6 +84,27 @@ it('answers writes while the daemon is held, as many as half the early-warning z
     const objects = await imageObjects(join(dir.path, copy));
     expect(objects.map((o) => o?.toString('hex')), copy).toEqual([...sent.map((r) => r.toString('hex')), undefined]);
   }
+});
+
+it('after any other request the next write waits for the drive itself, so it gets the drive\'s own answer', async () => {
+  daemon = await startDaemon(['--drive', 'pnst0', '--sink', `file:${dir.path}/a.tap?fsync=false`]);
+  const client = rmt(daemon.address);
+  const sent = records(3);
+  client.send(`O/dev/pnst0\n${O_WRONLY}\n`);
+  client.write(sent[0]!);
+  client.write(sent[1]!); // behind
+  client.send(`I${MtOp.MTWEOF}\n1\n`);
+  await client.until(4);
+  process.kill(daemon.pid, 'SIGSTOP');
+  client.write(sent[2]!); // same length as the last, but a filemark came between
+  await sleep(500);
+  expect(client.replies(), 'not answered while the daemon is held').toHaveLength(4);
+  process.kill(daemon.pid, 'SIGCONT');
+  await client.until(5);
+  client.send('C\n');
+  await client.until(6);
+  expect(client.replies()).toEqual(['A0', `A${REC}`, `A${REC}`, 'A1', `A${REC}`, 'A0']);
+  await client.end();
 });
 
 it('the daemon killed while records answered behind were in flight: the next request gets EIO saying so', async () => {

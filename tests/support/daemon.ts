@@ -14,6 +14,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The built CLI: integration tests run the real daemon, as users do. */
 export const CLI = join(root, 'dist', 'client', 'tapeproxy.js');
 
+/** What each daemon started in this test file logged, for the failure report (tests/support/failure-logs.ts). */
+export const daemonLogs: { argv: string[]; lines: string[] }[] = [];
+
 export interface RunningDaemon {
   address: string;
   pid: number;
@@ -38,6 +41,7 @@ export async function startDaemon(args: string[], { listen = '127.0.0.1:0', pref
   const argv = [...prefix, 'node', CLI, 'daemon', ...args, ...catalog, '--listen', listen];
   const proc = execa(argv[0]!, argv.slice(1), { reject: false, stderr: 'inherit' });
   const logged: string[] = [];
+  daemonLogs.push({ argv, lines: logged });
   const address = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {

@@ -10,6 +10,7 @@ import { widenReceiveWindows } from './flow-control.js';
 import { DriveHealth } from './health.js';
 import { FastTapeProxyService } from './record-codec.js';
 import { serveSession } from './session.js';
+import { RecordPool } from '../../drive/record-pool.js';
 import { WatchService } from './watch.js';
 
 /** A drive and the mirror of copies behind it; `rates` measures how fast the copies are written. */
@@ -73,8 +74,9 @@ export async function startGrpcServer(
   });
   const driveByName = new Map([...drives].map(([name, d]) => [name, d.drive]));
   const watch = new WatchService(drives, bus);
+  const records = new RecordPool();
   const handlers: TapeProxyServer = {
-    session: (call) => serveSession(call, driveByName, log),
+    session: (call) => serveSession(call, driveByName, log, records),
     listDrives: (_call, callback) => callback(null, { drives: [...drives.values()].map(driveInfo) }),
     driveStatus: (call, callback) => {
       const drive = drives.get(call.request.drive);

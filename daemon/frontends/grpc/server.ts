@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { DriveInfo, TapeProxyServer } from '../../../generated/tapeproxy.js';
 import type { PseudoDrive } from '../../drive/pseudo-drive.js';
+import { RecordPool } from '../../drive/record-pool.js';
 import { copyState } from '../../events/copy-state.js';
 import type { EventBus } from '../../events/events.js';
 import type { RateMeter } from '../../events/rates.js';
@@ -10,7 +11,6 @@ import { widenReceiveWindows } from './flow-control.js';
 import { DriveHealth } from './health.js';
 import { FastTapeProxyService } from './record-codec.js';
 import { serveSession } from './session.js';
-import { RecordPool } from '../../drive/record-pool.js';
 import { WatchService } from './watch.js';
 
 /** A drive and the mirror of copies behind it; `rates` measures how fast the copies are written. */

@@ -2,7 +2,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Access, type DriveReply, type DriveRequest } from '../../../generated/tapeproxy.js';
 import type { DriveHandle, PseudoDrive } from '../../drive/pseudo-drive.js';
-import { RecordPool, type PooledRecord } from '../../drive/record-pool.js';
+import type { PooledRecord, RecordPool } from '../../drive/record-pool.js';
 import { Errno, errnoName, TapeError, tapeError } from '../../drive/tape-error.js';
 
 type Result = Omit<DriveReply, 'id' | 'flags'>;
@@ -95,9 +95,9 @@ export function serveSession(
 
   /**
    * A record moves out of grpc-js's message into a pooled buffer as it arrives. Each message is
-   * fresh memory; kept while the record waits its turn and is written, it outlived young
-   * collections, and V8 ran a full collection for every few dozen records to free it (over half a
-   * receiving daemon's time in some runs). The message now dies young.
+   * fresh memory; kept while the record waited its turn and was written, it outlived young
+   * collections and only full collections freed it (half of the receiving daemon's mark-compacts
+   * in E's bench rig). Now the message dies young.
    */
   function pooled(data: Uint8Array): PooledRecord {
     const record = pool.take(data.length);

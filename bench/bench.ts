@@ -82,9 +82,12 @@ async function main(): Promise<void> {
     let encrypting: Daemon | undefined;
     const encryptingDrive = async () => (encrypting ??= await startEncryptingDaemon(join(shm, 'f')));
     const seconds: Record<string, number> = {};
-    /** CPU seconds per GiB of the daemon and the shim during Cdd: where the time goes. */
+    /** CPU seconds per GiB of the daemons and the shim during Cdd and E: where the time goes. */
     const cpuPerGiB: Record<string, number> = {};
     const shim = await shimPid(daemon.device);
+    // Whose CPU time is sampled around each run: Cdd's daemon, and E's two (stages named by daemon).
+    const probes: Partial<Record<Contender, CpuProbe>> = { Cdd: { daemons: [['', daemon]], shim } };
+    if (grpcPair) probes.E = { daemons: [['local ', grpcPair.local], ['remote ', grpcPair.remote]], shim: await shimPid(grpcPair.local.device) };
     let rss: Record<string, number> = {};
     try {
       for (const R of SIZES) {
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
           ...(grpcPair && {
             E: async () => {
               await mtRewind(grpcPair.local.device);
-              return sh(`dd if=${input} of=${grpcPair.local.device} bs=${R} conv=notrunc status=none`);
+              return sh(`dd if=${input} of=${grpcPair.local.device} bs=${R} conv=notrunc status=none; times`);
             },
           }),
           F: async () => {
@@ -124,17 +127,18 @@ async function main(): Promise<void> {
           const times: number[] = [];
           const cpu: CpuSample[] = [];
           for (let i = 0; i < RUNS; i++) {
-            const before = name === 'Cdd' ? await cpuSample(daemon, shim) : undefined;
+            const probe = probes[name as Contender];
+            const before = probe && (await cpuSample(probe));
             const t = performance.now();
             const result = await run();
             times.push((performance.now() - t) / 1000);
-            if (before) cpu.push(cpuSpent(before, await cpuSample(daemon, shim), (result as { stdout: string }).stdout));
+            if (probe && before) cpu.push(cpuSpent(probe, before, await cpuSample(probe), (result as { stdout: string }).stdout));
           }
           seconds[`${name}@${R}`] = median(times);
-          if (name === 'Cdd') {
-            for (const stage of Object.keys(cpu[0]!)) {
-              cpuPerGiB[`${stage}@${R}`] = Number((median(cpu.map((c) => c[stage] ?? 0)) / (BYTES / 2 ** 30)).toFixed(2));
-            }
+          // Cdd's stages unprefixed, as in earlier results files; E's as "E local main@R".
+          const prefix = name === 'Cdd' ? '' : `${name} `;
+          for (const stage of Object.keys(cpu[0] ?? {})) {
+            cpuPerGiB[`${prefix}${stage}@${R}`] = Number((median(cpu.map((c) => c[stage] ?? 0)) / (BYTES / 2 ** 30)).toFixed(2));
           }
           process.stderr.write(`${name}@${R}: ${(BYTES / 2 ** 30 / median(times)).toFixed(2)} GiB/s\n`);
         }
@@ -202,12 +206,18 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(
     'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→hash batch, record→each sink: 6 for two copies (mbuffer makes 3); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
   );
-  const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`Cdd@${R}`)!, cpuPerGiB));
+  const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`Cdd@${R}`)!, cpuPerGiB, '', THREAD_STAGES));
   if (cpuLines.length > 0) {
     console.log(
       "where the time goes in Cdd, CPU seconds per GiB: the daemon's threads (main: the front end and the copies; manifest hashing; other: libuv's file writes and the collector), the shim, dd, and all CPUs together:",
     );
     console.log(cpuLines.join('\n'));
+  }
+  const eStages = ['local ', 'remote '].flatMap((daemon) => THREAD_STAGES.map((s) => daemon + s));
+  const eLines = SIZES.filter((R) => cpuPerGiB[`E local daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`E@${R}`)!, cpuPerGiB, 'E ', eStages));
+  if (eLines.length > 0) {
+    console.log("where the time goes in E, CPU seconds per GiB: each daemon's threads (local: the drive with an image copy and the grpc copy; remote: the drive the grpc copy writes to), the shim, dd, all CPUs:");
+    console.log(eLines.join('\n'));
   }
   const results = join(root, 'bench', 'results');
   await mkdir(results, { recursive: true });
@@ -223,14 +233,15 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
  * (one thread cannot go faster), else all CPUs busy (the work as a whole), else neither: the
  * stages wait on each other (wake-ups between dd, the shim and the daemon).
  */
-function bottleneck(R: number, gibPerSecond: number, cpuPerGiB: Record<string, number>): string {
-  const at = (stage: string) => cpuPerGiB[`${stage}@${R}`] ?? 0;
-  const stages = ['main', 'manifest hashing', 'encryption', 'other', 'shim', 'dd'].filter((s) => cpuPerGiB[`${s}@${R}`] !== undefined);
+function bottleneck(R: number, gibPerSecond: number, cpuPerGiB: Record<string, number>, prefix: string, daemonStages: string[]): string {
+  const at = (stage: string) => cpuPerGiB[`${prefix}${stage}@${R}`] ?? 0;
+  const stages = [...daemonStages, 'shim', 'dd'].filter((s) => cpuPerGiB[`${prefix}${s}@${R}`] !== undefined);
   const spent = stages.map((s) => `${s} ${at(s).toFixed(2)}`).join(', ');
   const cores = cpus().length;
   const busyCores = at('all') * gibPerSecond;
-  // Threads of their own: 'other' and the shim are several threads each.
-  const [thread, busiest] = ['main', 'manifest hashing', 'dd'].map((s) => [s, at(s) * gibPerSecond] as const).sort((a, b) => b[1] - a[1])[0]!;
+  // Threads of their own: 'other', encryption and the shim are several threads each.
+  const ownThreads = stages.filter((s) => /(^| )(main|manifest hashing)$/.test(s) || s === 'dd');
+  const [thread, busiest] = ownThreads.map((s) => [s, at(s) * gibPerSecond] as const).sort((a, b) => b[1] - a[1])[0]!;
   const largest = [...stages].sort((a, b) => at(b) - at(a))[0]!;
   let verdict: string;
   if (busiest >= 0.85) verdict = `the ${thread} thread is the bottleneck: busy ${Math.round(busiest * 100)}% of the run`;
@@ -249,6 +260,7 @@ async function startGrpcPair(shm: string) {
   const local = await startDaemon(join(shm, 'e'), [`file:${shm}/e.tap?fsync=false`, `grpc://${remote.address}/bench0?plaintext`]);
   return {
     local,
+    remote,
     async stop() {
       await local.stop();
       await remote.stop();
@@ -319,13 +331,24 @@ async function shimPid(device: string): Promise<number> {
   return Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${device}`])).stdout.split('\n')[0]);
 }
 
-/** CPU seconds so far: the daemon's by thread (from its metrics), the shim's, and all CPUs' busy time. */
+/** The daemon's threads as its metrics name them, in the order the bench prints them. */
+const THREAD_STAGES = ['main', 'manifest hashing', 'encryption', 'other'];
+
+/** CPU seconds so far: each daemon's by thread (from its metrics), the shim's, and all CPUs' busy time. */
 type CpuSample = Record<string, number>;
 
-async function cpuSample(daemon: Daemon, shim: number): Promise<CpuSample> {
-  const text = await (await fetch(`http://${daemon.metrics}/metrics`)).text();
+/** The daemons of a contender, each with the label its threads get in a sample ('' for Cdd's), and its shim. */
+interface CpuProbe {
+  daemons: [label: string, daemon: Daemon][];
+  shim: number;
+}
+
+async function cpuSample({ daemons, shim }: CpuProbe): Promise<CpuSample> {
   const sample: CpuSample = {};
-  for (const m of text.matchAll(/^tapeproxy_thread_cpu_seconds_total\{thread="([^"]+)"\} (\S+)$/gm)) sample[m[1]!] = Number(m[2]);
+  for (const [label, daemon] of daemons) {
+    const text = await (await fetch(`http://${daemon.metrics}/metrics`)).text();
+    for (const m of text.matchAll(/^tapeproxy_thread_cpu_seconds_total\{thread="([^"]+)"\} (\S+)$/gm)) sample[label + m[1]!] = Number(m[2]);
+  }
   sample.shim = statCpuSeconds(`/proc/${shim}/stat`);
   // /proc/stat's first line: all CPUs' ticks by state; busy is all but idle and iowait.
   const ticks = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.split(/\s+/).slice(1).map(Number);
@@ -333,11 +356,14 @@ async function cpuSample(daemon: Daemon, shim: number): Promise<CpuSample> {
   return sample;
 }
 
-/** CPU seconds each stage spent between two samples; dd's from the `times` its shell printed. */
-function cpuSpent(before: CpuSample, after: CpuSample, times: string): CpuSample {
+/** CPU seconds each stage spent between two samples, each daemon's total; dd's from the `times` its shell printed. */
+function cpuSpent(probe: CpuProbe, before: CpuSample, after: CpuSample, times: string): CpuSample {
   const spent: CpuSample = {};
   for (const key of Object.keys(after)) spent[key] = after[key]! - (before[key] ?? 0);
-  spent.daemon = Object.keys(after).filter((k) => k !== 'shim' && k !== 'all').reduce((sum, k) => sum + spent[k]!, 0);
+  for (const [label] of probe.daemons) {
+    const threads = Object.keys(after).filter((k) => k !== 'shim' && k !== 'all' && k.startsWith(label)); // labels do not overlap
+    spent[`${label}daemon`] = threads.reduce((sum, k) => sum + spent[k]!, 0);
+  }
   // The second line of `times`: the children's user and system time, as "0m0.010000s 0m0.220000s".
   const children = times.trim().split('\n').pop()!.matchAll(/(\d+)m([\d.]+)s/g);
   spent.dd = [...children].reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);

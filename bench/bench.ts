@@ -86,8 +86,8 @@ async function main(): Promise<void> {
     const cpuPerGiB: Record<string, number> = {};
     const shim = await shimPid(daemon.device);
     // Whose CPU time is sampled around each run: Cdd's daemon, and E's two (stages named by daemon).
-    const probes: Partial<Record<Contender, CpuProbe>> = { Cdd: { daemons: [['', daemon]], shim } };
-    if (grpcPair) probes.E = { daemons: [['local ', grpcPair.local], ['remote ', grpcPair.remote]], shim: await shimPid(grpcPair.local.device) };
+    const probes: Partial<Record<Contender, CpuProbe>> = { Cdd: { prefix: '', daemons: [['', daemon]], shim } };
+    if (grpcPair) probes.E = { prefix: 'E ', daemons: [['local ', grpcPair.local], ['remote ', grpcPair.remote]], shim: await shimPid(grpcPair.local.device) };
     let rss: Record<string, number> = {};
     try {
       for (const R of SIZES) {
@@ -135,10 +135,8 @@ async function main(): Promise<void> {
             if (probe && before) cpu.push(cpuSpent(probe, before, await cpuSample(probe), (result as { stdout: string }).stdout));
           }
           seconds[`${name}@${R}`] = median(times);
-          // Cdd's stages unprefixed, as in earlier results files; E's as "E local main@R".
-          const prefix = name === 'Cdd' ? '' : `${name} `;
           for (const stage of Object.keys(cpu[0] ?? {})) {
-            cpuPerGiB[`${prefix}${stage}@${R}`] = Number((median(cpu.map((c) => c[stage] ?? 0)) / (BYTES / 2 ** 30)).toFixed(2));
+            cpuPerGiB[`${probes[name as Contender]!.prefix}${stage}@${R}`] = Number((median(cpu.map((c) => c[stage] ?? 0)) / (BYTES / 2 ** 30)).toFixed(2));
           }
           process.stderr.write(`${name}@${R}: ${(BYTES / 2 ** 30 / median(times)).toFixed(2)} GiB/s\n`);
         }
@@ -206,19 +204,13 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(
     'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→hash batch, record→each sink: 6 for two copies (mbuffer makes 3); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
   );
-  const cpuLines = SIZES.filter((R) => cpuPerGiB[`daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`Cdd@${R}`)!, cpuPerGiB, '', THREAD_STAGES));
-  if (cpuLines.length > 0) {
-    console.log(
-      "where the time goes in Cdd, CPU seconds per GiB: the daemon's threads (main: the front end and the copies; manifest hashing; other: libuv's file writes and the collector), the shim, dd, and all CPUs together:",
-    );
-    console.log(cpuLines.join('\n'));
-  }
-  const eStages = ['local ', 'remote '].flatMap((daemon) => THREAD_STAGES.map((s) => daemon + s));
-  const eLines = SIZES.filter((R) => cpuPerGiB[`E local daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`E@${R}`)!, cpuPerGiB, 'E ', eStages));
-  if (eLines.length > 0) {
-    console.log("where the time goes in E, CPU seconds per GiB: each daemon's threads (local: the drive with an image copy and the grpc copy; remote: the drive the grpc copy writes to), the shim, dd, all CPUs:");
-    console.log(eLines.join('\n'));
-  }
+  const whereTimeGoes = (name: Contender, prefix: string, daemons: string[], heading: string) => {
+    const stages = daemons.flatMap((daemon) => THREAD_STAGES.map((s) => daemon + s));
+    const lines = SIZES.filter((R) => cpuPerGiB[`${prefix}${daemons[0]}daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`${name}@${R}`)!, cpuPerGiB, prefix, stages));
+    if (lines.length > 0) console.log(`where the time goes in ${name}, CPU seconds per GiB: ${heading}, the shim, dd, and all CPUs together:\n${lines.join('\n')}`);
+  };
+  whereTimeGoes('Cdd', '', [''], "the daemon's threads (main: the front end and the copies; manifest hashing; other: libuv's file writes and the collector)");
+  whereTimeGoes('E', 'E ', ['local ', 'remote '], "each daemon's threads (local: the drive with an image copy and the grpc copy; remote: the drive the grpc copy writes to)");
   const results = join(root, 'bench', 'results');
   await mkdir(results, { recursive: true });
   await writeFile(
@@ -337,8 +329,13 @@ const THREAD_STAGES = ['main', 'manifest hashing', 'encryption', 'other'];
 /** CPU seconds so far: each daemon's by thread (from its metrics), the shim's, and all CPUs' busy time. */
 type CpuSample = Record<string, number>;
 
-/** The daemons of a contender, each with the label its threads get in a sample ('' for Cdd's), and its shim. */
+/**
+ * The daemons of a contender, each with the label its threads get in a sample ('' for Cdd's), and
+ * its shim; `prefix` goes before the stages' keys in the results (none for Cdd's, as in earlier
+ * results files; "E local main@R" for E's).
+ */
 interface CpuProbe {
+  prefix: string;
   daemons: [label: string, daemon: Daemon][];
   shim: number;
 }

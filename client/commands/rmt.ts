@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { clientSecurity } from '../server-options.js';
 import { once } from 'node:events';
 import type { Argv } from 'yargs';
@@ -7,7 +8,6 @@ import type { GlobalArgs } from '../cli-error.js';
 import { connect, DriveSession } from '../drive-session.js';
 import { writeBehindWindow } from '../../daemon/drive/write-behind-window.js';
 import { remoteDriveInfo } from '../../daemon/sinks/grpc-peer.js';
-import * as grpc from '@grpc/grpc-js';
 import { WriteBehindDrive } from '../write-behind-drive.js';
 
 /** The drive's status right after the open: an answer in this long, or the open fails. */

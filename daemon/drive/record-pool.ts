@@ -44,6 +44,18 @@ export class RecordPool implements BufferHome {
     return new PooledRecord(reused ?? Buffer.allocUnsafeSlow(capacity), length, this);
   }
 
+  /**
+   * `bytes` as a record of this pool, for bytes the caller got in fresh memory (a grpc-js message):
+   * copied into a pooled buffer, so that the fresh memory dies young instead of waiting with the
+   * record for a full collection; too large to pool, kept where they are (a copy would be as fresh).
+   */
+  copyOf(bytes: Uint8Array): PooledRecord {
+    if (bytes.length > MAX_POOLED) return new PooledRecord(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), bytes.length, undefined);
+    const record = this.take(bytes.length);
+    record.data.set(bytes);
+    return record;
+  }
+
   /** @internal from PooledRecord, once its last hold is released */
   give(backing: Buffer): void {
     const capacity = backing.length;

@@ -96,9 +96,10 @@ export async function imageObjects(path: string): Promise<(Buffer | null)[]> {
   }
 }
 
-function parseJson(line: string): { msg?: string; address?: string } | undefined {
+/** A pino log line's fields, or undefined for a line that is not JSON. */
+export function parseJson(line: string): { msg?: string; address?: string; level?: number } | undefined {
   try {
-    return JSON.parse(line) as { msg?: string; address?: string };
+    return JSON.parse(line) as { msg?: string; address?: string; level?: number };
   } catch {
     return undefined;
   }

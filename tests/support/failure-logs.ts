@@ -4,7 +4,7 @@
  * which copy failed or why.
  */
 import { beforeEach } from 'vitest';
-import { daemonLogs } from './daemon.js';
+import { daemonLogs, parseJson } from './daemon.js';
 
 const TAIL = 20;
 const MAX_NOTABLE = 60;
@@ -21,16 +21,7 @@ beforeEach((ctx) => {
 });
 
 function report(argv: string[], lines: string[]): string {
-  const notable = lines.filter((line) => (levelOf(line) ?? 0) >= 40).slice(-MAX_NOTABLE);
+  const notable = lines.filter((line) => (parseJson(line)?.level ?? 0) >= 40).slice(-MAX_NOTABLE);
   const tail = lines.slice(-TAIL).filter((line) => !notable.includes(line));
   return [`--- daemon ${argv.slice(argv.indexOf('daemon') + 1).join(' ')}: ${lines.length} log lines; warnings and errors, then the last lines`, ...notable, '...', ...tail].join('\n');
-}
-
-function levelOf(line: string): number | undefined {
-  try {
-    const level = (JSON.parse(line) as { level?: unknown }).level;
-    return typeof level === 'number' ? level : undefined;
-  } catch {
-    return undefined;
-  }
 }

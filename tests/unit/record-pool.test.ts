@@ -54,6 +54,25 @@ describe('RecordPool', () => {
     expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(big.data.buffer);
   });
 
+  it('copyOf: bytes copied into a pooled buffer, or, too large to pool, kept where they are', () => {
+    const pool = new RecordPool();
+    const reused = pool.take(100_000);
+    reused.hold()();
+    const bytes = new Uint8Array(100_000).fill(7);
+    const copy = pool.copyOf(bytes);
+    expect(copy.data.buffer).toBe(reused.data.buffer);
+    expect(copy.data.equals(bytes)).toBe(true);
+    bytes.fill(0); // the caller's memory is free again: the record keeps its bytes
+    expect(copy.data.every((b) => b === 7)).toBe(true);
+
+    const large = new Uint8Array(new ArrayBuffer(3 * 2 ** 20 + 8), 8, 3 * 2 ** 20).fill(9);
+    const kept = pool.copyOf(large);
+    expect(kept.data.buffer).toBe(large.buffer);
+    expect([kept.data.byteOffset, kept.data.length]).toEqual([8, 3 * 2 ** 20]);
+    kept.hold()();
+    expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(large.buffer); // never given to the pool
+  });
+
   it('when full, makes room with the buffers of the size idle longest: after a stream of small records, larger ones are pooled too', () => {
     const pool = new RecordPool(1024 * 1024);
     const small = Array.from({ length: 64 }, () => pool.take(10_240)); // 64 buffers of 16 KiB: the pool's bound

@@ -38,7 +38,7 @@ export function serveSession(
       return { done: {} };
     }
     if (!handle || !drive) throw tapeError('EBADF', 'open a drive first');
-    if (req.write) return { written: await handle.write(record?.data ?? req.write.data, { behind: req.write.behind, lease: record }) };
+    if (req.write && record) return { written: await handle.write(record.data, { behind: req.write.behind, lease: record }) };
     if (req.read) return { data: await handle.read(req.read.maxBytes) };
     if (req.mt) {
       await handle.ioctl(req.mt.op, req.mt.count);
@@ -84,7 +84,9 @@ export function serveSession(
   };
   call.on('data', (req: DriveRequest) => {
     if (++waiting >= MAX_WAITING) call.pause();
-    const record = req.write ? pooled(req.write.data) : undefined;
+    // Out of grpc-js's message as it arrives: half of a receiving daemon's mark-compacts in E's bench
+    // rig went to freeing messages kept while their records waited and were written.
+    const record = req.write ? pool.copyOf(req.write.data) : undefined;
     const release = record?.hold();
     enqueue(async () => {
       await answer(req, record);
@@ -92,18 +94,6 @@ export function serveSession(
       if (--waiting === MAX_WAITING / 2) call.resume();
     });
   });
-
-  /**
-   * A record moves out of grpc-js's message into a pooled buffer as it arrives. Each message is
-   * fresh memory; kept while the record waited its turn and was written, it outlived young
-   * collections and only full collections freed it (half of the receiving daemon's mark-compacts
-   * in E's bench rig). Now the message dies young.
-   */
-  function pooled(data: Uint8Array): PooledRecord {
-    const record = pool.take(data.length);
-    record.data.set(data);
-    return record;
-  }
   call.on('end', () => enqueue(async () => {
     await finish('client ended the stream');
     call.end();

@@ -205,8 +205,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→hash batch, record→each sink: 6 for two copies (mbuffer makes 3); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
   );
   const whereTimeGoes = (name: Contender, prefix: string, daemons: string[], heading: string) => {
-    const stages = daemons.flatMap((daemon) => THREAD_STAGES.map((s) => daemon + s));
-    const lines = SIZES.filter((R) => cpuPerGiB[`${prefix}${daemons[0]}daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`${name}@${R}`)!, cpuPerGiB, prefix, stages));
+    const lines = SIZES.filter((R) => cpuPerGiB[`${prefix}${daemons[0]}daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`${name}@${R}`)!, cpuPerGiB, prefix, daemons));
     if (lines.length > 0) console.log(`where the time goes in ${name}, CPU seconds per GiB: ${heading}, the shim, dd, and all CPUs together:\n${lines.join('\n')}`);
   };
   whereTimeGoes('Cdd', '', [''], "the daemon's threads (main: the front end and the copies; manifest hashing; other: libuv's file writes and the collector)");
@@ -225,9 +224,9 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
  * (one thread cannot go faster), else all CPUs busy (the work as a whole), else neither: the
  * stages wait on each other (wake-ups between dd, the shim and the daemon).
  */
-function bottleneck(R: number, gibPerSecond: number, cpuPerGiB: Record<string, number>, prefix: string, daemonStages: string[]): string {
+function bottleneck(R: number, gibPerSecond: number, cpuPerGiB: Record<string, number>, prefix: string, daemons: string[]): string {
   const at = (stage: string) => cpuPerGiB[`${prefix}${stage}@${R}`] ?? 0;
-  const stages = [...daemonStages, 'shim', 'dd'].filter((s) => cpuPerGiB[`${prefix}${s}@${R}`] !== undefined);
+  const stages = [...daemons.flatMap((daemon) => THREAD_STAGES.map((s) => daemon + s)), 'shim', 'dd'].filter((s) => cpuPerGiB[`${prefix}${s}@${R}`] !== undefined);
   const spent = stages.map((s) => `${s} ${at(s).toFixed(2)}`).join(', ');
   const cores = cpus().length;
   const busyCores = at('all') * gibPerSecond;
@@ -239,7 +238,8 @@ function bottleneck(R: number, gibPerSecond: number, cpuPerGiB: Record<string, n
   if (busiest >= 0.85) verdict = `the ${thread} thread is the bottleneck: busy ${Math.round(busiest * 100)}% of the run`;
   else if (busyCores >= 0.85 * cores) verdict = `CPU-bound: ${busyCores.toFixed(2)} of ${cores} cores busy; the largest share is ${largest}'s`;
   else verdict = `latency-bound: ${(cores - busyCores).toFixed(2)} of ${cores} cores idle and no thread busy all the run (the busiest, ${thread}, ${Math.round(busiest * 100)}%)`;
-  return `  ${sizeLabel(R).padEnd(7)} ${spent}; all ${at('all').toFixed(2)}: ${verdict}`;
+  const fullGcs = daemons.map((d) => `${d}${at(d + FULL_GCS)}`.trim()).join(', ');
+  return `  ${sizeLabel(R).padEnd(7)} ${spent}; all ${at('all').toFixed(2)}: ${verdict}; full collections per GiB: ${fullGcs}`;
 }
 
 /**
@@ -326,7 +326,10 @@ async function shimPid(device: string): Promise<number> {
 /** The daemon's threads as its metrics name them, in the order the bench prints them. */
 const THREAD_STAGES = ['main', 'manifest hashing', 'encryption', 'other'];
 
-/** CPU seconds so far: each daemon's by thread (from its metrics), the shim's, and all CPUs' busy time. */
+/** The sample's count of the daemon's full collections (not CPU seconds; per GiB in the results). */
+const FULL_GCS = 'full collections';
+
+/** CPU seconds so far: each daemon's by thread (from its metrics), the shim's, and all CPUs' busy time; each daemon's full collections. */
 type CpuSample = Record<string, number>;
 
 /**
@@ -345,6 +348,7 @@ async function cpuSample({ daemons, shim }: CpuProbe): Promise<CpuSample> {
   for (const [label, daemon] of daemons) {
     const text = await (await fetch(`http://${daemon.metrics}/metrics`)).text();
     for (const m of text.matchAll(/^tapeproxy_thread_cpu_seconds_total\{thread="([^"]+)"\} (\S+)$/gm)) sample[label + m[1]!] = Number(m[2]);
+    sample[label + FULL_GCS] = Number(/^tapeproxy_gc_collections_total\{kind="major"\} (\S+)$/m.exec(text)?.[1] ?? NaN);
   }
   sample.shim = statCpuSeconds(`/proc/${shim}/stat`);
   // /proc/stat's first line: all CPUs' ticks by state; busy is all but idle and iowait.
@@ -358,7 +362,7 @@ function cpuSpent(probe: CpuProbe, before: CpuSample, after: CpuSample, times: s
   const spent: CpuSample = {};
   for (const key of Object.keys(after)) spent[key] = after[key]! - (before[key] ?? 0);
   for (const [label] of probe.daemons) {
-    const threads = Object.keys(after).filter((k) => k !== 'shim' && k !== 'all' && k.startsWith(label)); // labels do not overlap
+    const threads = Object.keys(after).filter((k) => k !== 'shim' && k !== 'all' && !k.endsWith(FULL_GCS) && k.startsWith(label)); // labels do not overlap
     spent[`${label}daemon`] = threads.reduce((sum, k) => sum + spent[k]!, 0);
   }
   // The second line of `times`: the children's user and system time, as "0m0.010000s 0m0.220000s".

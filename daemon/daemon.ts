@@ -16,6 +16,7 @@ import { Metrics } from './metrics/prometheus.js';
 import { Mirror } from './mirror/mirror.js';
 import { isLoopback } from './loopback.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
+import { growHeapFreely } from './heap-growth.js';
 import { type SinkLog, sinkFromUri } from './sinks/sink-uri.js';
 import type { Sink } from './sinks/sink.js';
 import { defaultCatalogDir, journalPath } from './catalog/catalog.js';
@@ -36,6 +37,7 @@ export interface Daemon {
 
 export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Daemon> {
   raiseMallocThresholds();
+  growHeapFreely();
   if (!isLoopback(config.listen) && !config.tls && !config.allowPlaintext) {
     throw new Error(
       `refusing to serve plaintext gRPC on ${config.listen}: remote peers need TLS (tls.cert and tls.key, or --tls-cert and --tls-key), ` +
@@ -96,6 +98,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       watch.close();
       clearInterval(sampler);
       metricsServer?.server.close();
+      metrics?.stop();
       for (const { link, supervisor } of frontEnds) {
         await supervisor.stop();
         await link.close();

@@ -1,5 +1,6 @@
 import type { DriveInfo } from '../../generated/tapeproxy.js';
 import type { EventBus } from '../events/events.js';
+import { GcStats } from './gc-stats.js';
 import { threadCpuSeconds } from './thread-cpu.js';
 
 /**
@@ -43,6 +44,7 @@ const DRIVE_METRICS: [string, string, (d: DriveInfo) => number][] = [
 export class Metrics {
   private readonly events = new Map<string, { labels: Labels; value: number }>();
   private readonly failures = new Map<string, { labels: Labels; value: number }>();
+  private readonly gc = new GcStats();
 
   constructor(
     bus: EventBus,
@@ -52,6 +54,10 @@ export class Metrics {
       count(this.events, { drive: e.drive, type: e.type });
       if (e.type === 'copy-failed') count(this.failures, { drive: e.drive, sink: e.sink });
     });
+  }
+
+  stop(): void {
+    this.gc.stop();
   }
 
   render(): string {
@@ -81,6 +87,18 @@ export class Metrics {
         type: 'counter',
         help: 'CPU seconds (user and system) of the daemon by thread: main (the front ends and copies), manifest hashing, encryption, other (file writes in libuv\'s pool, the collector, threads that have ended).',
         samples: Object.entries(threadCpuSeconds()).map(([thread, value]) => ({ labels: { thread }, value })),
+      },
+      {
+        name: 'tapeproxy_gc_collections_total',
+        type: 'counter',
+        help: 'Garbage collections of the main thread by kind; many major ones per GiB written slow the drive down.',
+        samples: [...this.gc.collections].map(([kind, value]) => ({ labels: { kind }, value })),
+      },
+      {
+        name: 'tapeproxy_gc_pause_seconds_total',
+        type: 'counter',
+        help: 'Seconds garbage collection paused the main thread, by kind (work on helper threads shows in thread "other").',
+        samples: [...this.gc.pauseSeconds].map(([kind, value]) => ({ labels: { kind }, value })),
       },
       {
         name: 'process_cpu_seconds_total',

@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { Access, type DriveReply, type DriveRequest, type TapeProxyClient } from '../generated/tapeproxy.js';
+import type { Socket } from 'node:net';
+import { Access, type DriveReply, type DriveRequest, type RecordChannel, type TapeProxyClient } from '../generated/tapeproxy.js';
+import { requestFrame } from '../daemon/frontends/grpc/channel-frames.js';
 import { FastTapeProxyClient } from '../daemon/frontends/grpc/record-codec.js';
 import { Errno, TapeError } from '../daemon/drive/tape-error.js';
 
@@ -26,6 +28,8 @@ export interface OpenOptions {
   access: 'read' | 'write' | 'read-write';
   nonBlocking?: boolean;
   rewindOnClose?: boolean;
+  /** Ask for a record channel (see `channelOffer`). */
+  recordChannel?: boolean;
 }
 
 const ACCESS = { read: Access.ACCESS_READ, write: Access.ACCESS_WRITE, 'read-write': Access.ACCESS_READ_WRITE };
@@ -48,6 +52,10 @@ export class DriveSession {
   private broken: Error | undefined;
   /** Flags of the latest reply: early warning, end of data, filemark, volume, fileno, blkno. */
   lastFlags: DriveReply['flags'];
+  /** The record channel the daemon offered at open, if asked for and it has one. */
+  channelOffer: RecordChannel | undefined;
+  /** Where requests go once the channel is in use (`useChannel`); replies still come on the stream. */
+  private channel: Socket | undefined;
 
   private constructor(client: TapeProxyClient, metadata = new grpc.Metadata()) {
     this.call = client.session(metadata);
@@ -63,9 +71,9 @@ export class DriveSession {
   static async open(client: TapeProxyClient, drive: string, options: OpenOptions, metadata?: grpc.Metadata): Promise<DriveSession> {
     const session = new DriveSession(client, metadata);
     try {
-      await session.request({
-        open: { drive, access: ACCESS[options.access], nonBlocking: !!options.nonBlocking, rewindOnClose: !!options.rewindOnClose },
-      });
+      session.channelOffer = await session.request({
+        open: { drive, access: ACCESS[options.access], nonBlocking: !!options.nonBlocking, rewindOnClose: !!options.rewindOnClose, recordChannel: !!options.recordChannel },
+      }).then((reply) => reply.recordChannel);
     } catch (err) {
       session.call.end();
       throw err;
@@ -94,12 +102,33 @@ export class DriveSession {
       await this.request({ close: {} });
     } finally {
       this.call.end();
+      this.channel?.end();
     }
   }
 
   /** Abandons the session at once (a dead link): waiting requests fail with CANCELLED. */
   cancel(): void {
     this.call.cancel();
+    this.channel?.destroy();
+  }
+
+  /**
+   * Sends every later request on `socket`, the record channel connected for this session (see
+   * client/record-channel.ts). Its end or failure is the session's, as the stream's is.
+   */
+  useChannel(socket: Socket): void {
+    this.channel = socket;
+    const lost = (why: string) => {
+      this.fail(new SessionLost(`the record channel ${why}`));
+      this.call.cancel();
+    };
+    socket.on('error', (err) => lost(`failed: ${err.message}`));
+    socket.on('close', () => lost('closed'));
+  }
+
+  /** Requests go on the record channel. */
+  get onChannel(): boolean {
+    return this.channel !== undefined;
   }
 
   /** Sends one request; resolves with (part of) its reply, or rejects with the drive's error. */
@@ -108,7 +137,12 @@ export class DriveSession {
   request<T>(op: Op, pipelined = false, pick?: (reply: DriveReply) => T): Promise<T | DriveReply> {
     if (this.broken) return Promise.reject(this.broken);
     const reply = new Promise<DriveReply>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    this.call.write({ id: this.nextId++, pipelined, ...op });
+    const request: DriveRequest = { id: this.nextId++, pipelined, ...op };
+    if (this.channel) {
+      this.channel.cork();
+      for (const bytes of requestFrame(request)) this.channel.write(bytes);
+      this.channel.uncork();
+    } else this.call.write(request);
     const result = reply.then((r) => {
       if (r.error) throw new TapeError(r.error.errno, r.error.message.replace(/^[A-Z]+: /, ''));
       return pick ? pick(r) : r;

@@ -86,7 +86,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   }
   const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
   const sampler = setInterval(() => drives.forEach((d) => d.rates?.sample()), SAMPLE_INTERVAL_MS).unref();
-  const { server, address, watch, health } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus, security);
+  const { server, address, watch, health, channels } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus, security, config.recordPort);
   const metricsServer = metrics && config.metrics ? await serveMetrics(config.metrics, metrics, log) : undefined;
   log.info({ tls: !!config.tls, clientCertificates: !!config.tls?.clientCa, token: !!config.tokenFile, address }, 'listening');
 
@@ -103,6 +103,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         await supervisor.stop();
         await link.close();
       }
+      await channels?.close();
       await shutdown(server);
       for (const { drive, mirror } of drives.values()) {
         try {

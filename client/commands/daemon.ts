@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
-import { ConfigError, DEFAULTS, parseMetricsAddress, validateConfig, type DaemonConfig } from '../../daemon/config/config.js';
+import { ConfigError, DEFAULTS, parseMetricsAddress, recordPort, validateConfig, type DaemonConfig } from '../../daemon/config/config.js';
 import { checkConfigPaths, loadCheckedConfig } from '../../daemon/config/config-paths.js';
 import { startDaemon } from '../../daemon/daemon.js';
 import { defaultCatalogDir } from '../../daemon/catalog/catalog.js';
@@ -26,6 +26,7 @@ interface Args {
   'catalog-dir'?: string;
   manifests?: boolean;
   metrics?: string;
+  'record-port'?: string;
   'tls-cert'?: string;
   'tls-key'?: string;
   'tls-client-ca'?: string;
@@ -64,6 +65,10 @@ export const daemonCommand = {
       .option('catalog-dir', { type: 'string', describe: `where the catalog of sessions goes (default ${defaultCatalogDir()})` })
       .option('manifests', { type: 'boolean', describe: 'record manifests next to images and in the catalog (default on; --no-manifests)' })
       .option('metrics', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (PORT alone: on 127.0.0.1; default off)' })
+      .option('record-port', {
+        type: 'string',
+        describe: "port on the gRPC host where other daemons' grpc copies send their records, beside gRPC (default: the gRPC port + 1, if free; 0: any; off: none, records then go in gRPC messages)",
+      })
       .option('tls-cert', { type: 'string', describe: 'serve gRPC over TLS with this certificate (PEM; with --tls-key): needed to listen beyond loopback' })
       .option('tls-key', { type: 'string', describe: "the certificate's private key (PEM)" })
       .option('tls-client-ca', { type: 'string', describe: 'ask clients for a certificate signed by this CA (PEM)' })
@@ -108,6 +113,12 @@ export const daemonCommand = {
   },
 };
 
+function recordPortFlag(value: string): number | 'off' {
+  const parsed = recordPort.safeParse(value);
+  if (!parsed.success) throw new UsageError(`--record-port: ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
 /** The configuration from --config or from flags, checked against this machine (paths, devices). */
 async function configFrom(args: Args): Promise<DaemonConfig> {
   if (args.config) {
@@ -117,6 +128,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
     }
     const config = await loadCheckedConfig(args.config);
     if (args.listen) config.listen = args.listen;
+    if (args['record-port'] !== undefined) config.recordPort = recordPortFlag(args['record-port']);
     try {
       if (args.metrics) config.metrics = parseMetricsAddress(args.metrics);
     } catch (err) {
@@ -132,6 +144,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
     const config = validateConfig({
       listen: args.listen,
       metrics: args.metrics,
+      'record-port': args['record-port'],
       tls: args['tls-cert'] && { cert: args['tls-cert'], key: args['tls-key'], 'client-ca': args['tls-client-ca'] },
       'token-file': args['token-file'],
       'allow-plaintext': args['allow-plaintext'],

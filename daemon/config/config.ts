@@ -49,6 +49,17 @@ const metricsAddress = z.union([z.string(), z.number()]).transform((value, ctx) 
   return `${m[1] ?? '127.0.0.1'}:${port}`;
 });
 
+/** The record port: a port number (0: any free one), or off; a number in a string from a flag too. */
+export const recordPort = z.union([z.string(), z.number()]).transform((value, ctx): number | 'off' => {
+  if (value === 'off') return 'off';
+  const port = Number(value);
+  if (!/^\d{1,5}$/.test(String(value).trim()) || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected a port number (0: any free one) or off, not '${value}'` });
+    return z.NEVER;
+  }
+  return port;
+});
+
 const DriveSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "_" and "-" only'),
@@ -79,6 +90,7 @@ const ConfigSchema = z
     'catalog-dir': z.string().min(1).optional(),
     drives: z.array(DriveSchema).min(1, 'at least one drive is needed'),
     metrics: metricsAddress.optional(),
+    'record-port': recordPort.optional(),
   })
   .strict();
 
@@ -115,6 +127,8 @@ export interface DaemonConfig {
   drives: DriveConfig[];
   /** Where Prometheus metrics are served over HTTP (HOST:PORT); off when absent. */
   metrics?: string;
+  /** The record port on the gRPC host (0: any free port; default: the gRPC port + 1), or 'off'. */
+  recordPort?: number | 'off';
 }
 
 /** FUSE's largest write request, so the largest record through a FUSE file. */
@@ -152,6 +166,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       manifests: d.manifests,
     })),
     ...(parsed.data.metrics && { metrics: parsed.data.metrics }),
+    ...(parsed.data['record-port'] !== undefined && { recordPort: parsed.data['record-port'] }),
   };
   const names = new Set<string>();
   config.drives.forEach((drive, i) => {

@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { SessionLost } from '../../client/drive-session.js';
 import type { DriveInfo, TapeProxyClient } from '../../generated/tapeproxy.js';
 import { TapeError } from '../drive/tape-error.js';
-import { clientCredentials, readToken, tokenMetadata } from '../frontends/grpc/auth.js';
+import type { ChannelTls } from '../../client/record-channel.js';
+import { clientCredentials, readSecret, readToken, tokenMetadata } from '../frontends/grpc/auth.js';
 import { FastTapeProxyClient } from '../frontends/grpc/record-codec.js';
 
 /** How to reach a remote tapeproxy daemon. */
@@ -20,6 +21,8 @@ export interface PeerOptions {
 export interface Peer {
   client: TapeProxyClient;
   metadata: grpc.Metadata;
+  /** The TLS files' contents for the record channel; undefined for plaintext. */
+  tls?: ChannelTls;
 }
 
 /** Records up to 64 MiB and the fields around them. */
@@ -38,7 +41,17 @@ export async function connectPeer(options: PeerOptions): Promise<Peer> {
     // The sink resumes by itself; grpc-js's retries would only hold a copy of every record sent.
     'grpc.enable_retries': 0,
   });
-  return { client, metadata: tokenMetadata(token) };
+  const tls = options.tls && (await readChannelTls(options.tls));
+  return { client, metadata: tokenMetadata(token), ...(tls && { tls }) };
+}
+
+async function readChannelTls(files: NonNullable<PeerOptions['tls']>): Promise<ChannelTls> {
+  const tls: ChannelTls = {};
+  for (const file of ['ca', 'cert', 'key'] as const) {
+    const path = files[file];
+    if (path) tls[file] = await readSecret(path, file);
+  }
+  return tls;
 }
 
 /** DriveStatus of one drive, within `timeoutMs`. */

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriveSession } from '../../client/drive-session.js';
+import { connectRecordChannel } from '../../client/record-channel.js';
 import type { DriveReply, DriveRequest } from '../../generated/tapeproxy.js';
 import { MtOp } from '../drive/mtio.js';
 import type { Lease } from '../drive/record-pool.js';
@@ -13,6 +14,8 @@ import type { SinkLog } from './sink-uri.js';
 const MAX_IN_FLIGHT = 256;
 /** Between attempts to reach the remote again after a link failure. */
 const RETRY_MS = 1000;
+/** A record port that does not answer within this is taken as blocked (a firewall dropping). */
+const CHANNEL_CONNECT_MS = 5000;
 
 export interface GrpcSinkOptions {
   peer: PeerOptions;
@@ -23,6 +26,12 @@ export interface GrpcSinkOptions {
   replyTimeoutMs: number;
   /** How long to try to resume after a link failure; 0 fails the copy at once. */
   graceMs: number;
+  /**
+   * Where records go: 'channel', the remote's record channel when it offers one (else, or when it
+   * cannot be reached, in gRPC messages); 'grpc', always in gRPC messages; a number, the record
+   * channel on that port (the remote's record port as this host reaches it, behind a port mapping).
+   */
+  records: 'channel' | 'grpc' | number;
   log?: SinkLog;
 }
 
@@ -60,6 +69,8 @@ export class GrpcSink extends RemoteSink {
   private replyTimer: NodeJS.Timeout | undefined;
   private resuming: Promise<void> | undefined;
   private waiters: (() => void)[] = [];
+  /** Told the user once that records go in gRPC messages after all. */
+  private warnedChannel = false;
 
   constructor(private readonly options: GrpcSinkOptions) {
     super(`grpc://${options.peer.address}/${options.drive}`);
@@ -91,7 +102,13 @@ export class GrpcSink extends RemoteSink {
       throw this.loadError(err, volume);
     }
     this.loaded = true;
-    this.options.log?.('remote drive ready', { sink: this.name, volume, remoteVolume: this.remoteVolume, earlyWarningZone: this.zone });
+    this.options.log?.('remote drive ready', {
+      sink: this.name,
+      volume,
+      remoteVolume: this.remoteVolume,
+      earlyWarningZone: this.zone,
+      records: this.session.onChannel ? 'record channel' : 'gRPC messages',
+    });
     return { writeProtected: false }; // a write-protected remote volume refuses the read-write open (EROFS)
   }
 
@@ -354,15 +371,37 @@ export class GrpcSink extends RemoteSink {
     this.peer = undefined;
   }
 
-  /** Opens the remote drive within the timeout; a late success is closed at once, not left holding it. */
+  /**
+   * Opens the remote drive within the timeout (a late success is closed at once, not left holding
+   * it), and connects the record channel it offers.
+   */
   private async openSession(peer: Peer, nonBlocking: boolean): Promise<DriveSession> {
-    const opening = DriveSession.open(peer.client, this.options.drive, { access: 'read-write', nonBlocking }, peer.metadata);
+    const recordChannel = this.options.records !== 'grpc';
+    const opening = DriveSession.open(peer.client, this.options.drive, { access: 'read-write', nonBlocking, recordChannel }, peer.metadata);
+    let session: DriveSession;
     try {
-      return await this.withDeadline(opening, 'opening the drive');
+      session = await this.withDeadline(opening, 'opening the drive');
     } catch (err) {
       opening.then((s) => s.cancel(), () => undefined);
       throw err;
     }
+    const offer = session.channelOffer;
+    if (offer) {
+      const host = this.options.peer.address.slice(0, this.options.peer.address.lastIndexOf(':'));
+      const port = typeof this.options.records === 'number' ? this.options.records : offer.port;
+      try {
+        session.useChannel(await connectRecordChannel(host, port, offer, peer.tls, Math.min(this.options.replyTimeoutMs, CHANNEL_CONNECT_MS)));
+      } catch (err) {
+        if (!this.warnedChannel) {
+          this.warnedChannel = true;
+          this.options.log?.('cannot reach the remote\'s record port: records go in gRPC messages, slower (records=PORT if a port mapping moves it, records=grpc to not try)', { sink: this.name, port, err: (err as Error).message }, 'warn');
+        }
+      }
+    } else if (recordChannel && !this.warnedChannel) {
+      this.warnedChannel = true;
+      this.options.log?.('the remote daemon offers no record channel: records go in gRPC messages', { sink: this.name });
+    }
+    return session;
   }
 
   private withDeadline<T>(work: Promise<T>, what: string): Promise<T> {

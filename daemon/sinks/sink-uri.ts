@@ -3,7 +3,7 @@ import { parseSize } from '../config/size.js';
 import { isLoopbackHost } from '../loopback.js';
 import { Capacity } from './capacity.js';
 import { FileSink, volumePath } from './file-sink.js';
-import { GrpcSink } from './grpc-sink.js';
+import { GrpcSink, type GrpcSinkOptions } from './grpc-sink.js';
 import { MemorySink } from './memory-sink.js';
 import { NstSink } from './nst-sink.js';
 import { RmtSink } from './rmt-sink.js';
@@ -132,6 +132,8 @@ const SINK_TYPES: Record<string, SinkType> = {
       keepalive: 'seconds between pings: a dead link is noticed within twice this (default 10)',
       timeout: 'seconds a reply may take before the link counts as failed (default 120; more for a remote drive that waits for a cartridge)',
       grace: 'seconds to reconnect and resume after a link failure; 0 fails the copy at once (default 60)',
+      records:
+        "how records travel: on the remote's record port beside gRPC (default; in gRPC messages when it cannot be reached), grpc: always in gRPC messages, PORT: the record port as this host reaches it (behind a port mapping)",
     },
     make(target, params, uri, log) {
       const { host, port, path } = remoteTarget(target, uri, 'grpc://tapehost:7070/pnst0');
@@ -156,11 +158,19 @@ const SINK_TYPES: Record<string, SinkType> = {
         earlyWarningZone: optionalSize(params, 'early-warning', uri),
         replyTimeoutMs: seconds(params, 'timeout', 120, uri) * 1000,
         graceMs: seconds(params, 'grace', 60, uri, { zero: true }) * 1000,
+        records: recordsParam(params.get('records'), uri),
         ...(log && { log }),
       });
     },
   },
 };
+
+function recordsParam(value: string | null, uri: string): GrpcSinkOptions['records'] {
+  if (value === null || value === 'channel') return 'channel';
+  if (value === 'grpc') return 'grpc';
+  if (/^\d+$/.test(value) && Number(value) > 0 && Number(value) < 65536) return Number(value);
+  throw new SinkUriError(uri, `records is channel, grpc or a port number (1-65535); not '${value}'`);
+}
 
 export const SINK_URI_HELP = `${Object.entries(SINK_TYPES)
   .map(([type, t]) => `${type}: ${Object.keys(t.params).join(', ')}`)

@@ -37,10 +37,15 @@ const CHANNEL = { 'grpc.use_local_subchannel_pool': 1 };
 async function withDaemon(work: (d: { client: TapeProxyClient; address: string; drive: PseudoDrive }) => Promise<void>): Promise<void> {
   const { drive, mirror } = await memoryDrive([{}], { maxRecord: MAX_RECORD });
   const { log, errors } = recordingLog();
-  const { server, address, watch } = await startGrpcServer(new Map([[DRIVE, { drive, mirror }]]), '127.0.0.1:0', MAX_RECORD + 1024, log, new EventBus(), {
-    credentials: grpc.ServerCredentials.createInsecure(),
-    interceptors: [],
-  });
+  const { server, address, watch } = await startGrpcServer(
+    new Map([[DRIVE, { drive, mirror }]]),
+    '127.0.0.1:0',
+    MAX_RECORD + 1024,
+    log,
+    new EventBus(),
+    { credentials: grpc.ServerCredentials.createInsecure(), interceptors: [] },
+    'off',
+  );
   const client = new TapeProxyClient(address, grpc.credentials.createInsecure(), CHANNEL);
   try {
     await work({ client, address, drive });
@@ -68,6 +73,7 @@ const operation: fc.Arbitrary<Op> = fc.oneof(
       access: anyEnum<Access>(),
       nonBlocking: fc.boolean(),
       rewindOnClose: fc.boolean(),
+      recordChannel: fc.boolean(),
     }),
   }),
   fc.record({

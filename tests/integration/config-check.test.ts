@@ -20,7 +20,7 @@ const MALFORMED: [what: string, yaml: string, error: string][] = [
   ['drives is not a list', 'drives: pnst0\n', 'drives: Invalid input: expected array, received string'],
   ['a boolean that is not', config({ drive: ['autoload: sometimes'] }), 'drives[0].autoload: Invalid input: expected boolean, received string'],
   ['a number that is not', config({ drive: ['min-copies: two'] }), 'drives[0].min-copies: Invalid input: expected number, received string'],
-  ['an unknown top-level key', config({ top: ['listne: 127.0.0.1:7070'] }), "(top level): unknown key 'listne'; known keys here: listen, tls, token-file, allow-plaintext, runtime-dir, catalog-dir, drives, metrics"],
+  ['an unknown top-level key', config({ top: ['listne: 127.0.0.1:7070'] }), "(top level): unknown key 'listne'; known keys here: listen, tls, token-file, allow-plaintext, runtime-dir, catalog-dir, drives, metrics, record-port"],
   ['an unknown drive key', config({ drive: ['max-records: 1M'] }), "drives[0]: unknown key 'max-records'; known keys here: name, sinks, max-record, window"],
   ['an unknown sink type', config({ sinks: ['ftp:/srv/a.tap'] }), "drives[0].sinks[0]: sink 'ftp:/srv/a.tap': unknown sink type 'ftp'; known types: file, nst, mem"],
   [

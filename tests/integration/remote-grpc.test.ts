@@ -72,15 +72,19 @@ async function startRemote(image = 'capacity=4M&early-warning=1M'): Promise<stri
       { source: config, target: '/etc/tapeproxy/tapeproxy.yaml', mode: 'ro' },
       { source: data, target: '/var/lib/tapeproxy' },
     ])
-    .withExposedPorts(7070)
+    .withExposedPorts(7070, 7071) // gRPC, and the record port after it
     .withWaitStrategy(Wait.forLogMessage('"msg":"listening"'))
     .start();
   return `127.0.0.1:${container.getMappedPort(7070)}`;
 }
 
-/** The grpc sink's URI with the test CA, client certificate and token, and `extra` parameters. */
+/**
+ * The grpc sink's URI with the test CA, client certificate and token, and `extra` parameters. Its
+ * records go on the record channel, at the port Docker maps the container's to.
+ */
 function grpcSink(address: string, extra = ''): string {
-  return `grpc://${address}/remote0?ca=${pki.ca}&cert=${pki.clientCert}&key=${pki.clientKey}&token-file=${pki.tokenFile}${extra}`;
+  const records = extra.includes('records=') ? '' : `&records=${container!.getMappedPort(7071)}`;
+  return `grpc://${address}/remote0?ca=${pki.ca}&cert=${pki.clientCert}&key=${pki.clientKey}&token-file=${pki.tokenFile}${records}${extra}`;
 }
 
 async function startLocal(sink: string, extra: string[] = []): Promise<string> {
@@ -89,10 +93,10 @@ async function startLocal(sink: string, extra: string[] = []): Promise<string> {
   return drive.device;
 }
 
-it('tar -M to a local image and over TLS with a token to a tapeproxy in a container: the remote ends each volume; each copy restores alone', async () => {
+it('tar -M to a local image and over TLS with a token to a tapeproxy in a container, records on its record channel: the remote ends each volume; each copy restores alone', async () => {
   const device = await startLocal(grpcSink(await startRemote()));
   await tarCreate(device, dir.path);
-  expect(local!.log()).toMatch(/"earlyWarningZone":524288,"msg":"remote drive ready"/);
+  expect(local!.log()).toMatch(/"earlyWarningZone":524288,"records":"record channel","msg":"remote drive ready"/);
   const status = (await cli(['status', 'pnst0', '--json', '--server', local!.address])).stdout.toString();
   for (const shown of [local!.log(), status]) expect(shown).not.toContain(pki.token);
   await local!.stop();
@@ -134,9 +138,13 @@ it('the container stopped mid-stream: under the default policy the writer gets a
   expect(failure).toMatch(/^EIO: grpc:\/\/127\.0\.0\.1:\d+\/remote0: link failed: .*not resumed within 2 s.*the last object the remote confirmed is \d+ of volume 1/);
 });
 
-it('min-copies 1: the container stopped mid-stream; the backup completes on the local copy; status shows the remote copy FAILED at its last good position', async () => {
-  const device = await startLocal(grpcSink(await startRemote('capacity=64M&rate=3M'), '&keepalive=1&grace=0'), ['--min-copies', '1']);
+it('min-copies 1, the record port closed (records in gRPC messages): the container stopped mid-stream; the backup completes on the local copy; status shows the remote copy FAILED at its last good position', async () => {
+  // Records in gRPC messages here: the record port given is closed, and the copy says so once.
+  const device = await startLocal(grpcSink(await startRemote('capacity=64M&rate=3M'), '&keepalive=1&grace=0&records=1'), ['--min-copies', '1']);
   const tar = tarCreate(device, dir.path);
+  await grows(join(dir.path, 'remote', 'r-1.tap'), 1);
+  expect(local!.log()).toMatch(/"records":"gRPC messages","msg":"remote drive ready"/);
+  expect(local!.log().match(/cannot reach the remote's record port: records go in gRPC messages/g)).toHaveLength(1);
   await grows(join(dir.path, 'remote', 'r-1.tap'), MiB);
   await container!.stop();
   container = undefined;

@@ -73,6 +73,10 @@ it('the link dropped mid-stream and back within the grace period: the copy resum
   await link.up();
   await tar;
   expect(local!.log()).toMatch(/resumed on the remote drive at the position it confirmed/);
+  // Before the cut and after the resume alike, the records went on the record channel (TLS): the
+  // copy says when they cannot.
+  expect(local!.log()).toMatch(/"records":"record channel","msg":"remote drive ready"/);
+  expect(local!.log()).not.toMatch(/cannot reach the remote's record port|offers no record channel/);
   await local!.stop();
   await remote!.stop();
   local = remote = undefined;

@@ -194,7 +194,7 @@ describe('validateConfig', () => {
     expectConfigError(null, '(top level): Invalid input: expected object, received null');
     expectConfigError(
       { drives: [{ name: 'a', sinks: ['mem:'] }], drive: [] },
-      "(top level): unknown key 'drive'; known keys here: listen, tls, token-file, allow-plaintext, runtime-dir, catalog-dir, drives, metrics",
+      "(top level): unknown key 'drive'; known keys here: listen, tls, token-file, allow-plaintext, runtime-dir, catalog-dir, drives, metrics, record-port",
     );
     expectConfigError(
       { drives: [{ name: 'a b', sinks: ['mem:'], window: '12Q', autoload: 'yes', extra: 1 }] },
@@ -205,6 +205,18 @@ describe('validateConfig', () => {
         "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, stall-timeout, autoload, fuse, cuse, device-mode, device-group, manifests",
       ].join('\n'),
     );
+  });
+
+  it('record-port: the default unless given; a port number, 0 for any, or off', () => {
+    const port = (value: unknown) => validateConfig({ drives: [{ name: 'a', sinks: ['mem:'] }], 'record-port': value }).recordPort;
+    expect(validateConfig({ drives: [{ name: 'a', sinks: ['mem:'] }] }).recordPort).toBeUndefined();
+    expect(port(7171)).toBe(7171);
+    expect(port('7171')).toBe(7171);
+    expect(port(0)).toBe(0);
+    expect(port('off')).toBe('off');
+    for (const bad of ['on', -1, 65536, '71 71', 1.5]) {
+      expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'] }], 'record-port': bad }, `record-port: expected a port number (0: any free one) or off, not '${bad}'`);
+    }
   });
 
   it('metrics: off unless given; HOST:PORT, or a port on the loopback', () => {

@@ -21,10 +21,15 @@ afterEach(() => {
 
 async function servedDrive() {
   const { drive, mirror, sinks } = await memoryDrive();
-  const { server, address, watch } = await startGrpcServer(new Map([['pnst0', { drive, mirror }]]), '127.0.0.1:0', 2 ** 22, pino({ level: 'silent' }), new EventBus(), {
-    credentials: grpc.ServerCredentials.createInsecure(),
-    interceptors: [],
-  });
+  const { server, address, watch } = await startGrpcServer(
+    new Map([['pnst0', { drive, mirror }]]),
+    '127.0.0.1:0',
+    2 ** 22,
+    pino({ level: 'silent' }),
+    new EventBus(),
+    { credentials: grpc.ServerCredentials.createInsecure(), interceptors: [] },
+    'off',
+  );
   const client = connect(address);
   stops.push(() => {
     client.close();

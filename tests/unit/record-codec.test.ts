@@ -32,7 +32,7 @@ it('leaves the record where it arrived', () => {
 
 it('hands every other request to the generated code', () => {
   const others: DriveRequest[] = [
-    { id: 5, pipelined: false, open: { drive: 'pnst0', access: Access.ACCESS_WRITE, nonBlocking: false, rewindOnClose: false } },
+    { id: 5, pipelined: false, open: { drive: 'pnst0', access: Access.ACCESS_WRITE, nonBlocking: false, rewindOnClose: false, recordChannel: false } },
     { id: 6, pipelined: true, mt: { op: 35, count: 2 } },
     { id: 7, pipelined: false, read: { maxBytes: 65536 } },
   ];

@@ -132,7 +132,7 @@ describe('a mirror given pooled records', () => {
     });
     try {
       const pool = new RecordPool();
-      const copy = new GrpcSink({ peer: { address: served.address, keepaliveMs: 10_000 }, drive: 'pnst0', replyTimeoutMs: 30_000, graceMs: 0 });
+      const copy = new GrpcSink({ peer: { address: served.address, keepaliveMs: 10_000 }, drive: 'pnst0', replyTimeoutMs: 30_000, graceMs: 0, records: 'channel' });
       mirror = new Mirror([copy], { window: 16 * 2 ** 20 });
       await mirror.loadNext();
       const expected: Buffer[] = [];
@@ -154,6 +154,7 @@ describe('a mirror given pooled records', () => {
       expect((await imageObjects(join(tmp.path, 'r.tap'))).filter((o) => o !== null).map(digest)).toEqual(expected.map(digest));
     } finally {
       served.watch.close();
+      await served.channels?.close();
       served.server.forceShutdown();
       await remoteDrive.shutdown();
       await remoteMirror.close();

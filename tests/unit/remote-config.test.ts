@@ -70,6 +70,8 @@ describe('grpc sink URIs', () => {
     expectUriError('grpc://vault:7070/a/b', 'a drive name is needed, as in grpc://tapehost:7070/pnst0');
     expectUriError('grpc://vault/pnst0?grace=-1', "grace must be a number of seconds, not '-1'");
     expectUriError('grpc://vault/pnst0?keepalive=0', "keepalive must be a number of seconds above 0, not '0'");
+    for (const records of ['channel', 'grpc', '7171']) expect(sinkFromUri(`grpc://vault/pnst0?records=${records}`)).toBeInstanceOf(GrpcSink);
+    for (const bad of ['tcp', '0', '65536', '']) expectUriError(`grpc://vault/pnst0?records=${bad}`, `records is channel, grpc or a port number (1-65535); not '${bad}'`);
   });
 });
 

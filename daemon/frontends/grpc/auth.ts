@@ -12,17 +12,25 @@ export interface ServerSecurity {
  * The server credentials and the interceptors that check a bearer token on every call. Files are
  * read here, so a missing or unreadable one stops the daemon at start with its name.
  */
-export async function serverSecurity(security: ServerSecurity): Promise<{ credentials: grpc.ServerCredentials; interceptors: grpc.ServerInterceptor[] }> {
+export async function serverSecurity(security: ServerSecurity): Promise<ServerSecrets> {
   const { tls, tokenFile } = security;
-  const credentials = tls
-    ? grpc.ServerCredentials.createSsl(
-        tls.clientCa ? await readSecret(tls.clientCa, 'tls.client-ca') : null,
-        [{ cert_chain: await readSecret(tls.cert, 'tls.cert'), private_key: await readSecret(tls.key, 'tls.key') }],
-        tls.clientCa !== undefined,
-      )
+  const pem = tls && {
+    cert: await readSecret(tls.cert, 'tls.cert'),
+    key: await readSecret(tls.key, 'tls.key'),
+    ...(tls.clientCa !== undefined && { clientCa: await readSecret(tls.clientCa, 'tls.client-ca') }),
+  };
+  const credentials = pem
+    ? grpc.ServerCredentials.createSsl(pem.clientCa ?? null, [{ cert_chain: pem.cert, private_key: pem.key }], pem.clientCa !== undefined)
     : grpc.ServerCredentials.createInsecure();
   const interceptors = tokenFile ? [tokenInterceptor(await readToken(tokenFile, 'token-file'))] : [];
-  return { credentials, interceptors };
+  return { credentials, interceptors, ...(pem && { tls: pem }) };
+}
+
+/** What serverSecurity read: the gRPC credentials and token check, and the TLS files for the record port. */
+export interface ServerSecrets {
+  credentials: grpc.ServerCredentials;
+  interceptors: grpc.ServerInterceptor[];
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
 }
 
 /** A token file: its first line, without surrounding white space; never empty. */

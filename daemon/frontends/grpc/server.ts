@@ -7,9 +7,11 @@ import { copyState } from '../../events/copy-state.js';
 import type { EventBus } from '../../events/events.js';
 import type { RateMeter } from '../../events/rates.js';
 import type { Mirror } from '../../mirror/mirror.js';
+import type { ServerSecrets } from './auth.js';
 import { widenReceiveWindows } from './flow-control.js';
 import { DriveHealth } from './health.js';
 import { FastTapeProxyService } from './record-codec.js';
+import { RecordChannelServer } from './record-channel-server.js';
 import { serveSession } from './session.js';
 import { WatchService } from './watch.js';
 
@@ -63,8 +65,9 @@ export async function startGrpcServer(
   maxMessage: number,
   log: Logger,
   bus: EventBus,
-  security: { credentials: grpc.ServerCredentials; interceptors: grpc.ServerInterceptor[] },
-): Promise<{ server: grpc.Server; address: string; watch: WatchService; health: DriveHealth }> {
+  security: ServerSecrets,
+  recordPort?: RecordPort,
+): Promise<{ server: grpc.Server; address: string; watch: WatchService; health: DriveHealth; channels?: RecordChannelServer }> {
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxMessage,
     'grpc.max_send_message_length': maxMessage,
@@ -75,8 +78,9 @@ export async function startGrpcServer(
   const driveByName = new Map([...drives].map(([name, d]) => [name, d.drive]));
   const watch = new WatchService(drives, bus);
   const records = new RecordPool();
+  let channels: RecordChannelServer | undefined;
   const handlers: TapeProxyServer = {
-    session: (call) => serveSession(call, driveByName, log, records),
+    session: (call) => serveSession(call, driveByName, log, records, channels),
     listDrives: (_call, callback) => callback(null, { drives: [...drives.values()].map(driveInfo) }),
     driveStatus: (call, callback) => {
       const drive = drives.get(call.request.drive);
@@ -95,5 +99,39 @@ export async function startGrpcServer(
   );
   widenReceiveWindows(server);
   const host = address.slice(0, address.lastIndexOf(':'));
-  return { server, address: `${host}:${port}`, watch, health };
+  channels = await startRecordPort(host, recordPort ?? defaultRecordPort(address), records, security.tls, log);
+  return { server, address: `${host}:${port}`, watch, health, ...(channels && { channels }) };
+}
+
+/**
+ * The record port (record-channel-server.ts): a port number, 0 for any free port, 'off' for none;
+ * by default the one after the gRPC port, or any free port when gRPC's was chosen that way.
+ */
+export type RecordPort = number | 'off';
+
+function defaultRecordPort(address: string): { port: number; optional: true } {
+  const grpcPort = Number(address.slice(address.lastIndexOf(':') + 1));
+  return { port: grpcPort === 0 ? 0 : grpcPort + 1, optional: true };
+}
+
+/** A port given by the user must open; the default may be taken (the daemon then goes without). */
+async function startRecordPort(
+  host: string,
+  wanted: RecordPort | { port: number; optional: true },
+  pool: RecordPool,
+  tls: ServerSecrets['tls'],
+  log: Logger,
+): Promise<RecordChannelServer | undefined> {
+  if (wanted === 'off') return undefined;
+  const port = typeof wanted === 'number' ? wanted : wanted.port;
+  try {
+    const channels = await RecordChannelServer.listen(host, port, pool, tls, (err) => log.warn({ err: err.message }, 'record port failed to take a connection'));
+    log.info({ port: channels.port }, 'record port listening (grpc copies send their records there)');
+    return channels;
+  } catch (err) {
+    const why = `cannot listen on ${host}:${port} for record channels: ${(err as Error).message}`;
+    if (typeof wanted === 'number') throw new Error(`${why} (record-port: another port, or off)`);
+    log.warn({ port }, `${why}; grpc copies of other daemons send their records over gRPC, slower (record-port: a free port)`);
+    return undefined;
+  }
 }

@@ -4,8 +4,10 @@ import { Access, type DriveReply, type DriveRequest } from '../../../generated/t
 import type { DriveHandle, PseudoDrive } from '../../drive/pseudo-drive.js';
 import type { PooledRecord, RecordPool } from '../../drive/record-pool.js';
 import { Errno, errnoName, TapeError, tapeError } from '../../drive/tape-error.js';
+import { requestOf } from './channel-frames.js';
+import type { AttachedChannel, RecordChannelServer } from './record-channel-server.js';
 
-type Result = Omit<DriveReply, 'id' | 'flags'>;
+type Result = Omit<DriveReply, 'id' | 'flags' | 'recordChannel'> & Partial<Pick<DriveReply, 'recordChannel'>>;
 
 const ACCESS = { [Access.ACCESS_READ]: 'read', [Access.ACCESS_WRITE]: 'write', [Access.ACCESS_READ_WRITE]: 'read-write' } as const;
 
@@ -18,11 +20,16 @@ export function serveSession(
   drives: ReadonlyMap<string, PseudoDrive>,
   log: Logger,
   pool: RecordPool,
+  channels?: RecordChannelServer,
 ): void {
   let drive: PseudoDrive | undefined;
   let handle: DriveHandle | undefined;
   /** A pipelined request after this must not run (see `pipelined` in the proto). */
   let pipelineBroken = false;
+  /** Where requests come from: the stream, or the record channel once attached. */
+  let channel: AttachedChannel | undefined;
+  /** The stream ended: a channel that attaches now has no session to serve. */
+  let over = false;
 
   async function execute(req: DriveRequest, record: PooledRecord | undefined): Promise<Result> {
     if (req.open) {
@@ -35,7 +42,7 @@ export function serveSession(
       if (!access) throw tapeError('EINVAL', `unknown access mode ${req.open.access}`);
       handle = await d.open({ access, nonBlocking: req.open.nonBlocking, rewindOnClose: req.open.rewindOnClose });
       drive = d; // the drive tells the log (event 'opened')
-      return { done: {} };
+      return req.open.recordChannel && channels ? { done: {}, recordChannel: channels.offer(attach) } : { done: {} };
     }
     if (!handle || !drive) throw tapeError('EBADF', 'open a drive first');
     if (req.write && record) return { written: await handle.write(record.data, { behind: req.write.behind, lease: record }) };
@@ -63,7 +70,7 @@ export function serveSession(
       result = await execute(req, record).catch((err: unknown) => errorResult(err, drive, log));
       pipelineBroken = req.pipelined ? pipelineBroken || endsPipeline(result) : endsPipeline(result);
     }
-    if (!call.write({ id: req.id, ...result, flags: flagsOf(drive) })) await drainedOrGone(call);
+    if (!call.write({ id: req.id, recordChannel: undefined, ...result, flags: flagsOf(drive) })) await drainedOrGone(call);
   }
 
   async function finish(reason: string): Promise<void> {
@@ -82,24 +89,59 @@ export function serveSession(
   const enqueue = (work: () => Promise<void>) => {
     chain = chain.then(work).catch((err: Error) => log.error({ drive: drive?.name, err: err.message }, 'session failure'));
   };
-  call.on('data', (req: DriveRequest) => {
-    if (++waiting >= MAX_WAITING) call.pause();
-    // Out of grpc-js's message as it arrives: half of a receiving daemon's mark-compacts in E's bench
-    // rig went to freeing messages kept while their records waited and were written.
-    const record = req.write ? pool.copyOf(req.write.data) : undefined;
+  /** Queues a request; returns false when enough wait that its source should stop reading. */
+  const receive = (req: DriveRequest, record: PooledRecord | undefined): boolean => {
     const release = record?.hold();
     enqueue(async () => {
       await answer(req, record);
       release?.(); // the sinks that still need the record hold it themselves
-      if (--waiting === MAX_WAITING / 2) call.resume();
+      if (--waiting === MAX_WAITING / 2) (channel ?? call).resume();
     });
+    return ++waiting < MAX_WAITING;
+  };
+  call.on('data', (req: DriveRequest) => {
+    // Out of grpc-js's message as it arrives: half of a receiving daemon's mark-compacts in E's bench
+    // rig went to freeing messages kept while their records waited and were written.
+    if (!receive(req, req.write ? pool.copyOf(req.write.data) : undefined)) call.pause();
   });
-  call.on('end', () => enqueue(async () => {
+  const ended = (work: () => Promise<void>) => {
+    over = true;
+    channel?.close();
+    enqueue(work);
+  };
+  call.on('end', () => ended(async () => {
     await finish('client ended the stream');
     call.end();
   }));
-  call.on('cancelled', () => enqueue(() => finish('call cancelled')));
-  call.on('error', (err: Error) => enqueue(() => finish(`stream error: ${err.message}`)));
+  call.on('cancelled', () => ended(() => finish('call cancelled')));
+  call.on('error', (err: Error) => ended(() => finish(`stream error: ${err.message}`)));
+
+  /** The record channel this session offered: requests come from there now, records pooled already. */
+  function attach(attached: AttachedChannel): void {
+    if (over || channel) return attached.close(); // one channel per session, while it lasts
+    channel = attached;
+    attached.onFrames = (frames) => {
+      let more = true;
+      for (const frame of frames) {
+        let req: DriveRequest;
+        try {
+          req = requestOf(frame);
+        } catch (err) {
+          attached.close();
+          log.warn({ drive: drive?.name, err: (err as Error).message }, 'record channel closed: malformed request');
+          return false;
+        }
+        more = receive(req, req.write ? (frame.record ?? pool.take(0)) : frame.record);
+      }
+      return more;
+    };
+    // Its end is the session's, as the stream's is: what the client sent after the last whole
+    // frame never reached the drive, and the client learns so when the stream ends.
+    attached.onClose = (why) => enqueue(async () => {
+      await finish(`record channel: ${why}`);
+      call.end();
+    });
+  }
 }
 
 /**

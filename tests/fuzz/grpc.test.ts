@@ -2,7 +2,8 @@
  * Fuzzing the gRPC front end (daemon/frontends/grpc/): Session streams of valid and invalid
  * requests (operations before open, unknown drives, enum values and mt ops, negative and huge
  * counts, records over the limit, pipelined or not, the stream ended or cancelled midway), raw
- * bytes that are not a DriveRequest, and the admin RPCs with any arguments, against the real
+ * bytes that are not a DriveRequest, the same sessions on the record channel with noise after them,
+ * and the admin RPCs with any arguments, against the real
  * server in this process over a pseudo drive in memory.
  *
  * Invariants: one reply per request, in order, with its id and exactly one result, the one the
@@ -16,6 +17,8 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DriveSession } from '../../client/drive-session.js';
+import { connectRecordChannel } from '../../client/record-channel.js';
+import { requestFrame } from '../../daemon/frontends/grpc/channel-frames.js';
 import { Errno, errnoName } from '../../daemon/drive/tape-error.js';
 import type { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 import { EventBus } from '../../daemon/events/events.js';
@@ -37,14 +40,14 @@ const CHANNEL = { 'grpc.use_local_subchannel_pool': 1 };
 async function withDaemon(work: (d: { client: TapeProxyClient; address: string; drive: PseudoDrive }) => Promise<void>): Promise<void> {
   const { drive, mirror } = await memoryDrive([{}], { maxRecord: MAX_RECORD });
   const { log, errors } = recordingLog();
-  const { server, address, watch } = await startGrpcServer(
+  const { server, address, watch, channels } = await startGrpcServer(
     new Map([[DRIVE, { drive, mirror }]]),
     '127.0.0.1:0',
     MAX_RECORD + 1024,
     log,
     new EventBus(),
     { credentials: grpc.ServerCredentials.createInsecure(), interceptors: [] },
-    'off',
+    0,
   );
   const client = new TapeProxyClient(address, grpc.credentials.createInsecure(), CHANNEL);
   try {
@@ -58,6 +61,7 @@ async function withDaemon(work: (d: { client: TapeProxyClient; address: string; 
   } finally {
     client.close();
     watch.close();
+    await channels?.close();
     server.forceShutdown();
   }
 }
@@ -197,6 +201,43 @@ function checkRaw(messages: Buffer[]): Promise<void> {
   });
 }
 
+/**
+ * The same sessions on the record channel (proto/record-channel.md), then maybe bytes that are not
+ * frames: every whole request before them is answered on the stream, once, in order, with its id
+ * (a write's low 32 bits); the session then ends, and the drive is closed and works.
+ */
+const channelSession = fc.record({ session, noise: fc.option(fc.uint8Array({ minLength: 1, maxLength: 64 }).map((a) => Buffer.from(a))) });
+
+async function checkChannelSession({ session: s, noise }: typeof channelSession extends fc.Arbitrary<infer T> ? T : never, client: TapeProxyClient): Promise<void> {
+  const call = client.session();
+  const replies: DriveReply[] = [];
+  call.on('data', (r: DriveReply) => replies.push(r));
+  const ended = new Promise<void>((resolve) => {
+    call.on('end', resolve);
+    call.on('error', () => resolve());
+  });
+  call.write({ id: 0, pipelined: false, open: { drive: DRIVE, access: 2, nonBlocking: true, rewindOnClose: false, recordChannel: true } });
+  await within(5000, 'the reply to the open', (async () => {
+    while (replies.length === 0) await new Promise((r) => setTimeout(r, 2));
+  })());
+  const offer = replies.shift()!.recordChannel!;
+  const socket = await connectRecordChannel('127.0.0.1', offer.port, offer, undefined, 5000);
+  socket.on('error', () => {}); // the daemon may close it on the noise
+  const requests = s.requests.map(({ op, pipelined, id }) => ({ ...op, pipelined, id }));
+  for (const r of requests) for (const bytes of requestFrame(r)) socket.write(bytes);
+  if (noise) socket.write(noise);
+  socket.end();
+  await within(5000, `the end of the session (${replies.length} of ${requests.length} replies)`, ended);
+  expect(replies.length).toBeLessThanOrEqual(requests.length);
+  if (!noise) expect(replies.length).toBe(requests.length);
+  replies.forEach((reply, i) => {
+    const request = requests[i]!;
+    expect(reply.id).toBe(request.write ? request.id % 2 ** 32 : request.id);
+    expect(RESULTS.filter((k) => reply[k] !== undefined).length, JSON.stringify(reply)).toBe(1);
+    if (!reply.error) expect(RESULTS.find((k) => reply[k] !== undefined)).toBe(resultOf(request));
+  });
+}
+
 const rawToJson = (messages: Buffer[]) => Buffer.from(JSON.stringify(messages.map((m) => m.toString('hex'))));
 
 const name = fc.oneof(fc.constantFrom(DRIVE, '', 'nosuch'), fc.string({ maxLength: 200 }));
@@ -237,6 +278,10 @@ describe('gRPC front end under hostile input', () => {
 
   it('a Session answers every request once, in order, with its result or an errno; the drive works after', { timeout: FUZZ_TIMEOUT }, async () => {
     await fuzz({ corpus: 'grpc', save: sessionToJson, ext: 'json' }, session, (s) => withDaemon(({ client }) => checkSession(s, client)), 600);
+  });
+
+  it('the record channel: every whole request answered once, in order; noise ends the session; the drive works after', { timeout: FUZZ_TIMEOUT }, async () => {
+    await fuzz({ corpus: 'grpc-channel' }, channelSession, (c) => withDaemon(({ client }) => checkChannelSession(c, client)), 300);
   });
 
   it('bytes that are not a DriveRequest: a status or nothing, and the daemon serves the next session', { timeout: FUZZ_TIMEOUT }, async () => {

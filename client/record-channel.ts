@@ -1,13 +1,45 @@
 import { isIP, type Socket, connect as connectTcp } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import type { RecordChannel } from '../generated/tapeproxy.js';
+import type { ClientTls } from '../daemon/frontends/grpc/auth.js';
 import { attachFrame } from '../daemon/frontends/grpc/channel-frames.js';
+import { DriveSession, type OpenOptions } from './drive-session.js';
+import type { TapeProxyClient } from '../generated/tapeproxy.js';
 
-/** TLS material for the record channel: the gRPC channel's, as PEM. */
-export interface ChannelTls {
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
+/** A record port that does not answer in this long is not used (a firewall that drops). */
+export const CHANNEL_CONNECT_MS = 5000;
+
+/**
+ * Sends `session`'s requests on the record channel its daemon offered at open, if any: connects to
+ * `port` (default: the offered one) on the daemon's host within `timeoutMs`. Resolves whether it
+ * does, and why not if connecting failed; the session then goes on with requests on its stream.
+ */
+export async function useOfferedChannel(
+  session: DriveSession,
+  server: string,
+  tls: ClientTls | undefined,
+  timeoutMs: number,
+  port?: number,
+): Promise<{ onChannel: boolean; err?: Error }> {
+  const offer = session.channelOffer;
+  if (!offer) return { onChannel: false };
+  const host = server.slice(0, server.lastIndexOf(':'));
+  try {
+    session.useChannel(await connectRecordChannel(host, port ?? offer.port, offer, tls, timeoutMs));
+    return { onChannel: true };
+  } catch (err) {
+    return { onChannel: false, err: err as Error };
+  }
+}
+
+/**
+ * Opens `drive` on the daemon at `server` with its requests on the record channel where the daemon
+ * offers one and it can be reached; else on the stream, as before there was a channel.
+ */
+export async function openOnChannel(client: TapeProxyClient, server: string, tls: ClientTls | undefined, drive: string, options: OpenOptions): Promise<DriveSession> {
+  const session = await DriveSession.open(client, drive, { ...options, recordChannel: true });
+  await useOfferedChannel(session, server, tls, CHANNEL_CONNECT_MS);
+  return session;
 }
 
 /**
@@ -15,7 +47,7 @@ export interface ChannelTls {
  * TLS like the gRPC channel, and presents its ticket. Resolves with the socket once connected (the
  * daemon closes it if the ticket is not good); rejects on a connection error or after `timeoutMs`.
  */
-export function connectRecordChannel(host: string, port: number, offer: RecordChannel, tls: ChannelTls | undefined, timeoutMs: number): Promise<Socket> {
+export function connectRecordChannel(host: string, port: number, offer: RecordChannel, tls: ClientTls | undefined, timeoutMs: number): Promise<Socket> {
   const bare = host.replace(/^\[|\]$/g, '');
   return new Promise((resolve, reject) => {
     const socket: Socket = tls

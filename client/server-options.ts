@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { clientCredentials, readToken } from '../daemon/frontends/grpc/auth.js';
+import { type ClientTls, clientCredentials, readClientTls, readToken } from '../daemon/frontends/grpc/auth.js';
 import type { GlobalArgs } from './cli-error.js';
 import { DEFAULT_SERVER } from './drive-session.js';
 
@@ -21,19 +21,21 @@ export const serverOptions = {
   key: { type: 'string', default: process.env.TAPEPROXY_KEY, describe: "the client certificate's private key, PEM (env TAPEPROXY_KEY)" },
 } as const;
 
-/** What `connect` needs: the channel's credentials and the token interceptor. */
+/** What `connect` needs: the channel's credentials and the token interceptor; the TLS files for a record channel. */
 export interface ClientSecurity {
   credentials: grpc.ChannelCredentials;
   interceptors: grpc.Interceptor[];
+  tls?: ClientTls;
 }
 
 /** Reads the TLS and token files the options name. */
 export async function clientSecurity(args: GlobalArgs): Promise<ClientSecurity> {
   if (!args.cert !== !args.key) throw new Error('--cert and --key go together');
   const tls = args.tls || args.ca || args.cert ? { ca: args.ca, cert: args.cert, key: args.key } : undefined;
-  const credentials = await clientCredentials(tls, (file) => `--${file}`);
+  const pem = tls && (await readClientTls(tls, (file) => `--${file}`));
+  const credentials = clientCredentials(pem);
   const token = args['token-file'] ? await readToken(args['token-file'], '--token-file') : undefined;
-  return { credentials, interceptors: token === undefined ? [] : [withToken(token)] };
+  return { credentials, interceptors: token === undefined ? [] : [withToken(token)], ...(pem && { tls: pem }) };
 }
 
 /** Adds `authorization: Bearer TOKEN` to every call (grpc-js allows call credentials only over TLS). */

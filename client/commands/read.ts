@@ -5,7 +5,8 @@ import type { GlobalArgs } from '../cli-error.js';
 import { parseSize } from '../../daemon/config/size.js';
 import { MtOp } from '../../daemon/drive/mtio.js';
 import { Errno, TapeError } from '../../daemon/drive/tape-error.js';
-import { connect, DriveSession } from '../drive-session.js';
+import { connect, type DriveSession } from '../drive-session.js';
+import { openOnChannel } from '../record-channel.js';
 
 const WINDOW = 16;
 
@@ -32,15 +33,16 @@ export const readCommand = {
       .example('$0 mt pnst0 rewind && $0 read pnst0 --multi-volume > all.bin', 'a file that spans volumes'),
   handler: async (args: Args) => {
     const maxBytes = parseSize(args['max-record']);
-    const client = connect(args.server, await clientSecurity(args));
-    let session = await DriveSession.open(client, args.drive, { access: 'read' });
+    const security = await clientSecurity(args);
+    const client = connect(args.server, security);
+    let session = await openOnChannel(client, args.server, security.tls, args.drive, { access: 'read' });
     try {
       for (;;) {
         await copyFile(session, maxBytes);
         if (!args['multi-volume'] || !(await atEndOfVolume(session))) break;
         const volume = session.lastFlags?.volume;
         await session.close();
-        session = await DriveSession.open(client, args.drive, { access: 'read' });
+        session = await openOnChannel(client, args.server, security.tls, args.drive, { access: 'read' });
         if (session.lastFlags?.volume === volume) break;
       }
     } finally {

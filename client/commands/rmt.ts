@@ -5,7 +5,8 @@ import type { Argv } from 'yargs';
 import { MAX_RECORD_LIMIT } from '../../daemon/config/config.js';
 import { RmtServer } from '../../daemon/frontends/rmt/rmt-server.js';
 import type { GlobalArgs } from '../cli-error.js';
-import { connect, DriveSession } from '../drive-session.js';
+import { connect } from '../drive-session.js';
+import { openOnChannel } from '../record-channel.js';
 import { writeBehindWindow } from '../../daemon/drive/write-behind-window.js';
 import { remoteDriveInfo } from '../../daemon/sinks/grpc-peer.js';
 import { WriteBehindDrive } from '../write-behind-drive.js';
@@ -27,12 +28,13 @@ export const rmtCommand = {
       .example("tar -c -M -b 64 --rsh-command=$(pwd)/client/tapeproxy-rsh -f host:/dev/pnst0 dir", 'tar to drive pnst0 through rmt')
       .example('command="tapeproxy rmt --drive pnst0" ssh-ed25519 AAAA...', 'an ssh forced command in authorized_keys'),
   handler: async (args: Args) => {
-    const client = connect(args.server, await clientSecurity(args));
+    const security = await clientSecurity(args);
+    const client = connect(args.server, security);
     const server = new RmtServer({
       drive: args.drive ?? process.env.TAPEPROXY_DRIVE,
       maxRecord: MAX_RECORD_LIMIT,
       open: async (drive, options) => {
-        const session = await DriveSession.open(client, drive, options);
+        const session = await openOnChannel(client, args.server, security.tls, drive, options);
         try {
           // What the drive's copies take past early warning bounds what may go behind.
           const info = await remoteDriveInfo({ client, metadata: new grpc.Metadata() }, drive, STATUS_TIMEOUT_MS);

@@ -3,7 +3,8 @@ import type { Argv } from 'yargs';
 import type { GlobalArgs } from '../cli-error.js';
 import { parseSize } from '../../daemon/config/size.js';
 import { Errno, TapeError } from '../../daemon/drive/tape-error.js';
-import { connect, DriveSession } from '../drive-session.js';
+import { connect } from '../drive-session.js';
+import { openOnChannel } from '../record-channel.js';
 import { recordsOf } from '../records.js';
 
 /** Records in flight: enough to hide the round trip, small against any early-warning zone. */
@@ -28,8 +29,9 @@ export const writeCommand = {
       .example('$0 write pnst0 --record-size 256K --multi-volume < big.img', 'continue on the next volume at EOT'),
   handler: async (args: Args) => {
     const recordSize = parseSize(args['record-size']);
-    const client = connect(args.server, await clientSecurity(args));
-    let session = await DriveSession.open(client, args.drive, { access: 'write' });
+    const security = await clientSecurity(args);
+    const client = connect(args.server, security);
+    let session = await openOnChannel(client, args.server, security.tls, args.drive, { access: 'write' });
     const firstVolume = session.lastFlags?.volume ?? 1;
     let records = 0;
     let bytes = 0;
@@ -54,7 +56,7 @@ export const writeCommand = {
         replay.unshift(...unwritten);
         const volume = session.lastFlags?.volume;
         await session.close();
-        session = await DriveSession.open(client, args.drive, { access: 'write' });
+        session = await openOnChannel(client, args.server, security.tls, args.drive, { access: 'write' });
         if (session.lastFlags?.volume === volume) {
           throw new TapeError(Errno.ENOSPC, `the drive did not move to a new volume after volume ${volume} (is autoload off?)`);
         }

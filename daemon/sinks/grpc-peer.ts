@@ -2,8 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SessionLost } from '../../client/drive-session.js';
 import type { DriveInfo, TapeProxyClient } from '../../generated/tapeproxy.js';
 import { TapeError } from '../drive/tape-error.js';
-import type { ChannelTls } from '../../client/record-channel.js';
-import { clientCredentials, readSecret, readToken, tokenMetadata } from '../frontends/grpc/auth.js';
+import { type ClientTls, clientCredentials, readClientTls, readToken, tokenMetadata } from '../frontends/grpc/auth.js';
 import { FastTapeProxyClient } from '../frontends/grpc/record-codec.js';
 
 /** How to reach a remote tapeproxy daemon. */
@@ -21,8 +20,8 @@ export interface PeerOptions {
 export interface Peer {
   client: TapeProxyClient;
   metadata: grpc.Metadata;
-  /** The TLS files' contents for the record channel; undefined for plaintext. */
-  tls?: ChannelTls;
+  /** The TLS files, read (for the record channel too); undefined for plaintext. */
+  tls?: ClientTls;
 }
 
 /** Records up to 64 MiB and the fields around them. */
@@ -30,7 +29,8 @@ const MAX_MESSAGE = 80 * 2 ** 20;
 
 /** Opens a channel (no connection yet: the first call makes it). Reads the TLS and token files now. */
 export async function connectPeer(options: PeerOptions): Promise<Peer> {
-  const credentials = await clientCredentials(options.tls, (file) => file);
+  const tls = options.tls && (await readClientTls(options.tls, (file) => file));
+  const credentials = clientCredentials(tls);
   const token = options.tokenFile ? await readToken(options.tokenFile, 'token-file') : undefined;
   const client = new FastTapeProxyClient(options.address, credentials, {
     'grpc.max_receive_message_length': MAX_MESSAGE,
@@ -41,17 +41,7 @@ export async function connectPeer(options: PeerOptions): Promise<Peer> {
     // The sink resumes by itself; grpc-js's retries would only hold a copy of every record sent.
     'grpc.enable_retries': 0,
   });
-  const tls = options.tls && (await readChannelTls(options.tls));
   return { client, metadata: tokenMetadata(token), ...(tls && { tls }) };
-}
-
-async function readChannelTls(files: NonNullable<PeerOptions['tls']>): Promise<ChannelTls> {
-  const tls: ChannelTls = {};
-  for (const file of ['ca', 'cert', 'key'] as const) {
-    const path = files[file];
-    if (path) tls[file] = await readSecret(path, file);
-  }
-  return tls;
 }
 
 /** DriveStatus of one drive, within `timeoutMs`. */

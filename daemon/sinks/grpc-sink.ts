@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriveSession } from '../../client/drive-session.js';
-import { connectRecordChannel } from '../../client/record-channel.js';
+import { CHANNEL_CONNECT_MS, useOfferedChannel } from '../../client/record-channel.js';
 import type { DriveReply, DriveRequest } from '../../generated/tapeproxy.js';
 import { MtOp } from '../drive/mtio.js';
 import type { Lease } from '../drive/record-pool.js';
@@ -14,8 +14,6 @@ import type { SinkLog } from './sink-uri.js';
 const MAX_IN_FLIGHT = 256;
 /** Between attempts to reach the remote again after a link failure. */
 const RETRY_MS = 1000;
-/** A record port that does not answer within this is taken as blocked (a firewall dropping). */
-const CHANNEL_CONNECT_MS = 5000;
 
 export interface GrpcSinkOptions {
   peer: PeerOptions;
@@ -385,21 +383,14 @@ export class GrpcSink extends RemoteSink {
       opening.then((s) => s.cancel(), () => undefined);
       throw err;
     }
-    const offer = session.channelOffer;
-    if (offer) {
-      const host = this.options.peer.address.slice(0, this.options.peer.address.lastIndexOf(':'));
-      const port = typeof this.options.records === 'number' ? this.options.records : offer.port;
-      try {
-        session.useChannel(await connectRecordChannel(host, port, offer, peer.tls, Math.min(this.options.replyTimeoutMs, CHANNEL_CONNECT_MS)));
-      } catch (err) {
-        if (!this.warnedChannel) {
-          this.warnedChannel = true;
-          this.options.log?.('cannot reach the remote\'s record port: records go in gRPC messages, slower (records=PORT if a port mapping moves it, records=grpc to not try)', { sink: this.name, port, err: (err as Error).message }, 'warn');
-        }
-      }
-    } else if (recordChannel && !this.warnedChannel) {
+    const port = typeof this.options.records === 'number' ? this.options.records : undefined;
+    const channel = await useOfferedChannel(session, this.options.peer.address, peer.tls, Math.min(this.options.replyTimeoutMs, CHANNEL_CONNECT_MS), port);
+    if (!channel.onChannel && recordChannel && !this.warnedChannel) {
       this.warnedChannel = true;
-      this.options.log?.('the remote daemon offers no record channel: records go in gRPC messages', { sink: this.name });
+      if (channel.err) {
+        const message = "cannot reach the remote's record port: records go in gRPC messages, slower (records=PORT if a port mapping moves it, records=grpc to not try)";
+        this.options.log?.(message, { sink: this.name, port: port ?? session.channelOffer?.port, err: channel.err.message }, 'warn');
+      } else this.options.log?.('the remote daemon offers no record channel: records go in gRPC messages', { sink: this.name });
     }
     return session;
   }

@@ -103,12 +103,11 @@ describe('metrics', () => {
     const threadSum = threads.reduce((sum, [, v]) => sum + v, 0);
     expect(final.get('process_cpu_seconds_total')! - threadSum).toBeGreaterThan(-0.02);
     expect(final.get('process_cpu_seconds_total')! - threadSum).toBeLessThan(0.2);
-    // Collections as they happened: the stream's records made garbage, so young ones at least.
+    // Collections by kind (their counting: tests/unit/gc-stats.test.ts; a short tar run through
+    // pooled buffers may make too little garbage for even one young collection).
     const kinds = (metric: string) => [...final].filter(([k]) => k.startsWith(`${metric}{`)).map(([k]) => /kind="([^"]+)"/.exec(k)![1]).sort();
     expect(kinds('tapeproxy_gc_collections_total')).toEqual(['incremental', 'major', 'minor', 'weak callbacks']);
     expect(kinds('tapeproxy_gc_pause_seconds_total')).toEqual(['incremental', 'major', 'minor', 'weak callbacks']);
-    expect(final.get('tapeproxy_gc_collections_total{kind="minor"}')).toBeGreaterThan(0);
-    expect(final.get('tapeproxy_gc_pause_seconds_total{kind="minor"}')).toBeGreaterThan(0);
 
     expect((await fetch(`http://${address}/other`)).status).toBe(404);
   });

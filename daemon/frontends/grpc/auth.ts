@@ -49,17 +49,31 @@ export async function readSecret(path: string, key: string): Promise<Buffer> {
 }
 
 /**
- * A client's channel credentials: TLS from PEM files (the CA that signed the daemon's certificate,
- * else the system's; a client certificate and its key), or plaintext without `tls`. `name` says how
- * the user calls each file, for errors.
+ * A client's TLS files, read: the CA that signed the daemon's certificate (absent: the system's),
+ * a client certificate and its key (PEM), for the gRPC channel and the record channel alike.
  */
-export async function clientCredentials(
-  tls: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined,
+export interface ClientTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** Reads the TLS files given; `name` says how the user calls each file, for errors. */
+export async function readClientTls(
+  files: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined },
   name: (file: 'ca' | 'cert' | 'key') => string,
-): Promise<grpc.ChannelCredentials> {
-  if (!tls) return grpc.credentials.createInsecure();
-  const read = (file: 'ca' | 'cert' | 'key') => (tls[file] ? readSecret(tls[file], name(file)) : null);
-  return grpc.credentials.createSsl(await read('ca'), await read('key'), await read('cert'));
+): Promise<ClientTls> {
+  const tls: ClientTls = {};
+  for (const file of ['ca', 'cert', 'key'] as const) {
+    const path = files[file];
+    if (path) tls[file] = await readSecret(path, name(file));
+  }
+  return tls;
+}
+
+/** A client's channel credentials: TLS from what readClientTls read, or plaintext without it. */
+export function clientCredentials(tls: ClientTls | undefined): grpc.ChannelCredentials {
+  return tls ? grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) : grpc.credentials.createInsecure();
 }
 
 /** The metadata a client sends its token in (`authorization: Bearer TOKEN`). */

@@ -1,10 +1,10 @@
 import { isIP, type Socket, connect as connectTcp } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import type { RecordChannel } from '../generated/tapeproxy.js';
+import type { RecordChannel, TapeProxyClient } from '../generated/tapeproxy.js';
+import { splitAddress } from '../daemon/address.js';
 import type { ClientTls } from '../daemon/frontends/grpc/auth.js';
 import { attachFrame } from '../daemon/frontends/grpc/channel-frames.js';
 import { DriveSession, type OpenOptions } from './drive-session.js';
-import type { TapeProxyClient } from '../generated/tapeproxy.js';
 
 /** A record port that does not answer in this long is not used (a firewall that drops). */
 export const CHANNEL_CONNECT_MS = 5000;
@@ -23,9 +23,8 @@ export async function useOfferedChannel(
 ): Promise<{ onChannel: boolean; err?: Error }> {
   const offer = session.channelOffer;
   if (!offer) return { onChannel: false };
-  const host = server.slice(0, server.lastIndexOf(':'));
   try {
-    session.useChannel(await connectRecordChannel(host, port ?? offer.port, offer, tls, timeoutMs));
+    session.useChannel(await connectRecordChannel(splitAddress(server).host, port ?? offer.port, offer, tls, timeoutMs));
     return { onChannel: true };
   } catch (err) {
     return { onChannel: false, err: err as Error };
@@ -43,16 +42,15 @@ export async function openOnChannel(client: TapeProxyClient, server: string, tls
 }
 
 /**
- * Connects the record channel a daemon offered (proto/record-channel.md) on `host`, plaintext or
+ * Connects the record channel a daemon offered (proto/record-channel.md) on `host` (no brackets), plaintext or
  * TLS like the gRPC channel, and presents its ticket. Resolves with the socket once connected (the
  * daemon closes it if the ticket is not good); rejects on a connection error or after `timeoutMs`.
  */
 export function connectRecordChannel(host: string, port: number, offer: RecordChannel, tls: ClientTls | undefined, timeoutMs: number): Promise<Socket> {
-  const bare = host.replace(/^\[|\]$/g, '');
   return new Promise((resolve, reject) => {
     const socket: Socket = tls
-      ? connectTls({ host: bare, port, ...(tls.ca && { ca: tls.ca }), ...(tls.cert && { cert: tls.cert }), ...(tls.key && { key: tls.key }), ...(isIP(bare) === 0 && { servername: bare }) })
-      : connectTcp({ host: bare, port });
+      ? connectTls({ host, port, ...(tls.ca && { ca: tls.ca }), ...(tls.cert && { cert: tls.cert }), ...(tls.key && { key: tls.key }), ...(isIP(host) === 0 && { servername: host }) })
+      : connectTcp({ host, port });
     const timer = setTimeout(() => fail(new Error(`no connection in ${timeoutMs / 1000} s`)), timeoutMs);
     const fail = (err: Error) => {
       clearTimeout(timer);

@@ -14,7 +14,7 @@ import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/prometheus.js';
 import { Mirror } from './mirror/mirror.js';
-import { isLoopback } from './loopback.js';
+import { isLoopback, splitAddress } from './address.js';
 import { raiseMallocThresholds } from './malloc-thresholds.js';
 import { growHeapFreely } from './heap-growth.js';
 import { type SinkLog, sinkFromUri } from './sinks/sink-uri.js';
@@ -159,8 +159,7 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
 }
 
 async function serveMetrics(listen: string, metrics: Metrics, log: Logger) {
-  const colon = listen.lastIndexOf(':');
-  const served = await startMetricsServer(metrics, { host: listen.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(listen.slice(colon + 1)) });
+  const served = await startMetricsServer(metrics, splitAddress(listen));
   log.info({ address: served.address }, 'metrics listening (GET /metrics)');
   return served;
 }

@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { parseSize } from '../config/size.js';
-import { isLoopbackHost } from '../loopback.js';
+import { isLoopbackHost } from '../address.js';
 import { Capacity } from './capacity.js';
 import { FileSink, volumePath } from './file-sink.js';
 import { GrpcSink, type GrpcSinkOptions } from './grpc-sink.js';

@@ -44,7 +44,7 @@ export class RecordChannelServer {
     server.on('error', onError); // after listening: a failed accept (too many open files)
   }
 
-  /** Listens on host:port (0: any free port); TLS with the gRPC port's certificate when given. */
+  /** Listens on host (no brackets) and port (0: any free port); TLS with the gRPC port's certificate when given. */
   static async listen(
     host: string,
     port: number,
@@ -57,7 +57,7 @@ export class RecordChannelServer {
       : createNetServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host.replace(/^\[|\]$/g, ''), () => {
+      server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });

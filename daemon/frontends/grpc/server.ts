@@ -7,6 +7,7 @@ import { copyState } from '../../events/copy-state.js';
 import type { EventBus } from '../../events/events.js';
 import type { RateMeter } from '../../events/rates.js';
 import type { Mirror } from '../../mirror/mirror.js';
+import { splitAddress } from '../../address.js';
 import type { ServerSecrets } from './auth.js';
 import { widenReceiveWindows } from './flow-control.js';
 import { DriveHealth } from './health.js';
@@ -99,7 +100,7 @@ export async function startGrpcServer(
   );
   widenReceiveWindows(server);
   const host = address.slice(0, address.lastIndexOf(':'));
-  channels = await startRecordPort(host, recordPort ?? defaultRecordPort(address), records, security.tls, log);
+  channels = await startRecordPort(splitAddress(address).host, recordPort ?? defaultRecordPort(address), records, security.tls, log);
   return { server, address: `${host}:${port}`, watch, health, ...(channels && { channels }) };
 }
 
@@ -110,7 +111,7 @@ export async function startGrpcServer(
 export type RecordPort = number | 'off';
 
 function defaultRecordPort(address: string): { port: number; optional: true } {
-  const grpcPort = Number(address.slice(address.lastIndexOf(':') + 1));
+  const grpcPort = splitAddress(address).port;
   return { port: grpcPort === 0 ? 0 : grpcPort + 1, optional: true };
 }
 

@@ -18,6 +18,18 @@ const MIN_POOLED = 16 * 1024;
 const MAX_POOLED = 2 * 2 ** 20;
 
 /**
+ * Buffers this large are shared memory, so that worker threads (hashing, encryption) read a record
+ * where it is instead of a copy (RecordBatch). Smaller records cost less to copy than to send their
+ * buffer to a worker, and copies into shared memory are slower (V8 copies it word by word): at
+ * 10 KiB records shared buffers cost the daemon a fifth more CPU time.
+ */
+const SHARED_MIN = 64 * 1024;
+
+function newBuffer(capacity: number): Buffer {
+  return capacity >= SHARED_MIN ? Buffer.from(new SharedArrayBuffer(capacity)) : Buffer.allocUnsafeSlow(capacity);
+}
+
+/**
  * As much as the largest write-behind window (write-behind-window.ts). With half of it, 3 GiB of
  * 256 KiB records through two image copies allocated 334 buffers, 97 with this: sinks hand records
  * back in bursts (a vectored write completes), more than the pool kept, and the reader took them
@@ -33,8 +45,6 @@ const KEEP_FREE_BYTES = 32 * 2 ** 20;
  * record is released; the pool keeps at most `maxFreeBytes` of them, so memory stays bounded.
  * When it is full, buffers of the size idle longest make room: a backup of 10 KiB records left the
  * pool full of them, and the next one, of 256 KiB records, ran at half speed, allocating every record.
- * The buffers are shared memory, so that worker threads (hashing, encryption) read a record where it
- * is instead of a copy (RecordBatch).
  */
 export class RecordPool implements BufferHome {
   private readonly free = new Map<number, Buffer[]>();
@@ -52,7 +62,7 @@ export class RecordPool implements BufferHome {
     this.lastUse.set(capacity, ++this.clock);
     const reused = this.free.get(capacity)?.pop();
     if (reused) this.freeBytes -= capacity;
-    return new PooledRecord(reused ?? Buffer.from(new SharedArrayBuffer(capacity)), length, this);
+    return new PooledRecord(reused ?? newBuffer(capacity), length, this);
   }
 
   /**

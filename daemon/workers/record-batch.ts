@@ -13,14 +13,8 @@ export function recordsOf(batch: SharedRecords): Uint8Array[] {
 }
 
 /**
- * Records at least this long are read by the worker where they are, when they are pooled in shared
- * memory (RecordPool); shorter ones cost less to copy than to send their buffer.
- */
-const IN_PLACE_MIN = 64 * 1024;
-
-/**
  * Records on their way to a worker thread, crossing in one message. A pooled record in shared
- * memory goes as it is, held until the worker answered (copying it was a tenth of the daemon's
+ * memory (a large one, RecordPool) goes as it is, held until the worker answered (copying it was a tenth of the daemon's
  * time at 256 KiB records); any other is copied into one shared chunk, back to back, because its
  * buffer may be reused. The chunk goes back to a pool once the worker answered.
  * Shared, not transferred: a buffer handed back from a worker is new external memory to V8 each
@@ -48,7 +42,7 @@ export class RecordBatch<M> implements SharedRecords {
   }
 
   add(record: Uint8Array, meta: M, lease?: Lease): void {
-    if (lease && record.length >= IN_PLACE_MIN && record.buffer instanceof SharedArrayBuffer) {
+    if (lease && record.buffer instanceof SharedArrayBuffer) {
       this.releases.push(lease.hold());
       this.buffers.push(record.buffer);
       this.offsets.push(record.byteOffset);

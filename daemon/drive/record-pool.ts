@@ -18,23 +18,10 @@ const MIN_POOLED = 16 * 1024;
 const MAX_POOLED = 2 * 2 ** 20;
 
 /**
- * Buffers this large are shared memory, so that worker threads (hashing, encryption) read a record
- * where it is instead of a copy (RecordBatch). Smaller records cost less to copy than to send their
- * buffer to a worker, and copies into shared memory are slower (V8 copies it word by word): at
- * 10 KiB records shared buffers cost the daemon a fifth more CPU time.
- */
-const SHARED_MIN = 64 * 1024;
-
-function newBuffer(capacity: number): Buffer {
-  return capacity >= SHARED_MIN ? Buffer.from(new SharedArrayBuffer(capacity)) : Buffer.allocUnsafeSlow(capacity);
-}
-
-/**
  * As much as the largest write-behind window (write-behind-window.ts). With half of it, 3 GiB of
  * 256 KiB records through two image copies allocated 334 buffers, 97 with this: sinks hand records
  * back in bursts (a vectored write completes), more than the pool kept, and the reader took them
- * anew moments later, for a seventh of the throughput (zero-filled memory, and the full collections
- * new external memory forces).
+ * anew moments later (new external memory, which makes V8 collect garbage).
  */
 const KEEP_FREE_BYTES = 32 * 2 ** 20;
 
@@ -62,7 +49,7 @@ export class RecordPool implements BufferHome {
     this.lastUse.set(capacity, ++this.clock);
     const reused = this.free.get(capacity)?.pop();
     if (reused) this.freeBytes -= capacity;
-    return new PooledRecord(reused ?? newBuffer(capacity), length, this);
+    return new PooledRecord(reused ?? Buffer.allocUnsafeSlow(capacity), length, this);
   }
 
   /**

@@ -1,5 +1,4 @@
 /** Worker thread of StreamHasher: one FileHasher per stream (tape file), fed in order. */
-import { recordsOf } from '../workers/record-batch.js';
 import { serveRequests } from '../workers/serve-requests.js';
 import type { HashReply, HashRequest } from './stream-hasher.js';
 import { FileHasher } from './manifest.js';
@@ -10,7 +9,12 @@ const hasher = (stream: number) => hashers.get(stream) ?? hashers.set(stream, ne
 serveRequests<HashRequest, HashReply>((request) => {
   switch (request.op) {
     case 'records': {
-      recordsOf(request).forEach((record, i) => hasher(request.streams[i]!).add(record));
+      const data = new Uint8Array(request.chunk);
+      for (let i = 0, at = 0; i < request.lengths.length; i++) {
+        const length = request.lengths[i]!;
+        hasher(request.streams[i]!).add(data.subarray(at, at + length));
+        at += length;
+      }
       return { reply: {} };
     }
     case 'snapshot':

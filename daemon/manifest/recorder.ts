@@ -1,5 +1,4 @@
 import { readFile, stat } from 'node:fs/promises';
-import type { Lease } from '../drive/record-pool.js';
 import type { CatalogEntry } from '../catalog/catalog.js';
 import type { Journal } from '../catalog/journal.js';
 import { volumePath } from '../sinks/file-sink.js';
@@ -31,8 +30,7 @@ const CLOSE_WAIT_MS = 5000;
 /** What the mirror tells about the records and filemarks it writes, in order. */
 export interface MirrorRecorder {
   loaded(volume: number): Promise<void>;
-  /** `lease` holds a pooled record's memory while it is hashed in place. */
-  record(position: number, data: Buffer, lease?: Lease): void;
+  record(position: number, data: Buffer): void;
   filemarks(position: number, count: number): void;
   erased(position: number): void;
   /** Resolves once at most `maxQueuedBytes` wait to be hashed (back-pressure, as a sink's queue). */
@@ -109,7 +107,7 @@ export class ManifestRecorder implements MirrorRecorder {
     };
   }
 
-  record(position: number, data: Buffer, lease?: Lease): void {
+  record(position: number, data: Buffer): void {
     const v = this.current;
     if (!v) return;
     this.touched(v);
@@ -118,7 +116,7 @@ export class ManifestRecorder implements MirrorRecorder {
     file.bytes += data.length;
     addSize(file.sizes, data.length);
     if (file.records === 1) file.content = detectContent(data);
-    if (file.stream !== undefined) this.hasher.add(file.stream, data, lease);
+    if (file.stream !== undefined) this.hasher.add(file.stream, data);
     v.objects = position + 1;
   }
 

@@ -1,11 +1,10 @@
-import type { Lease } from '../drive/record-pool.js';
-import { ChunkPool, Batcher, type RecordBatch, type SharedRecords } from '../workers/record-batch.js';
+import { ChunkPool, Batcher, type RecordBatch } from '../workers/record-batch.js';
 import { WorkerClient } from '../workers/worker-client.js';
 import { workerScript } from '../workers/worker-script.js';
 import { WriteQueue } from '../sinks/write-queue.js';
 
 export type HashRequest =
-  | ({ op: 'records'; streams: number[] } & SharedRecords)
+  | { op: 'records'; chunk: SharedArrayBuffer; lengths: number[]; streams: number[] }
   | { op: 'snapshot'; streams: number[] }
   | { op: 'drop'; streams: number[] };
 
@@ -42,10 +41,9 @@ export class StreamHasher {
     return this.nextStream++;
   }
 
-  /** With the record's lease, a pooled record is hashed where it is, held until then. */
-  add(stream: number, record: Uint8Array, lease?: Lease): void {
+  add(stream: number, record: Uint8Array): void {
     if (this.queue.failure) return;
-    this.batcher.add(record, stream, lease);
+    this.batcher.add(record, stream);
     this.queue.added(record.length);
   }
 
@@ -75,16 +73,12 @@ export class StreamHasher {
 
   private send(batch: RecordBatch<number>): void {
     const bytes = batch.bytes;
-    const { buffers, offsets, lengths, meta: streams } = batch;
-    this.worker.request({ op: 'records', buffers, offsets, lengths, streams }).then(
+    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, streams: batch.meta }).then(
       () => {
-        batch.release();
+        this.chunks.give(batch.chunk);
         this.queue.done(bytes);
       },
-      (err: Error) => {
-        batch.release(); // the worker is gone: nothing reads the records any more
-        this.queue.fail(err);
-      },
+      (err: Error) => this.queue.fail(err),
     );
   }
 }

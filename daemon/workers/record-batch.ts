@@ -1,69 +1,30 @@
-import type { Lease } from '../drive/record-pool.js';
-
-/** A batch's records as a worker gets them: each `lengths[i]` bytes at `offsets[i]` of `buffers[i]`. */
-export interface SharedRecords {
-  buffers: SharedArrayBuffer[];
-  offsets: number[];
-  lengths: number[];
-}
-
-/** The records of a batch, in the worker. */
-export function recordsOf(batch: SharedRecords): Uint8Array[] {
-  return batch.lengths.map((length, i) => new Uint8Array(batch.buffers[i]!, batch.offsets[i], length));
-}
-
 /**
- * Records on their way to a worker thread, crossing in one message. A pooled record in shared
- * memory (a large one, RecordPool) goes as it is, held until the worker answered (copying it was a tenth of the daemon's
- * time at 256 KiB records); any other is copied into one shared chunk, back to back, because its
- * buffer may be reused. The chunk goes back to a pool once the worker answered.
+ * Records on their way to a worker thread: copied back to back into one shared buffer, so a batch
+ * crosses in one message, and the buffer goes back to a pool once the worker answered (no
+ * allocation per record). The copy is needed because the caller's record buffers are reused.
  * Shared, not transferred: a buffer handed back from a worker is new external memory to V8 each
  * time, and every 64 MB of it forced a full collection on the main thread.
  */
-export class RecordBatch<M> implements SharedRecords {
-  readonly buffers: SharedArrayBuffer[] = [];
-  readonly offsets: number[] = [];
+export class RecordBatch<M> {
   readonly lengths: number[] = [];
   readonly meta: M[] = [];
-  private chunk: SharedArrayBuffer | undefined;
-  private copied = 0;
-  private total = 0;
-  private releases: (() => void)[] = [];
+  private used = 0;
 
-  constructor(private readonly chunks: ChunkPool) {}
+  constructor(readonly chunk: SharedArrayBuffer) {}
 
   get bytes(): number {
-    return this.total;
+    return this.used;
   }
 
-  /** A batch holds a chunk's worth of bytes, or one record of any size. */
   fits(length: number): boolean {
-    return this.lengths.length === 0 || this.total + length <= this.chunks.chunkBytes;
+    return this.used + length <= this.chunk.byteLength;
   }
 
-  add(record: Uint8Array, meta: M, lease?: Lease): void {
-    if (lease && record.buffer instanceof SharedArrayBuffer) {
-      this.releases.push(lease.hold());
-      this.buffers.push(record.buffer);
-      this.offsets.push(record.byteOffset);
-    } else {
-      const chunk = (this.chunk ??= this.chunks.take(record.length));
-      new Uint8Array(chunk, this.copied, record.length).set(record);
-      this.buffers.push(chunk);
-      this.offsets.push(this.copied);
-      this.copied += record.length;
-    }
+  add(record: Uint8Array, meta: M): void {
+    new Uint8Array(this.chunk, this.used, record.length).set(record);
+    this.used += record.length;
     this.lengths.push(record.length);
     this.meta.push(meta);
-    this.total += record.length;
-  }
-
-  /** Lets the records' memory be reused: once no worker reads it any more (it answered). */
-  release(): void {
-    if (this.chunk) this.chunks.give(this.chunk);
-    this.chunk = undefined;
-    for (const release of this.releases) release();
-    this.releases = [];
   }
 }
 
@@ -105,10 +66,10 @@ export class Batcher<M> {
     private readonly gatherMs = 0,
   ) {}
 
-  add(record: Uint8Array, meta: M, lease?: Lease): void {
+  add(record: Uint8Array, meta: M): void {
     if (this.current && !this.current.fits(record.length)) this.flush();
-    this.current ??= new RecordBatch(this.chunks);
-    this.current.add(record, meta, lease);
+    this.current ??= new RecordBatch(this.chunks.take(record.length));
+    this.current.add(record, meta);
     this.timer ??= this.later(() => {
       this.timer = undefined;
       this.flush();
@@ -127,7 +88,7 @@ export class Batcher<M> {
   discard(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    this.current?.release();
+    if (this.current) this.chunks.give(this.current.chunk);
     this.current = undefined;
   }
 

@@ -1,3 +1,5 @@
+import { writeBehindWindow } from './write-behind-window.js';
+
 /**
  * A hold on a record's memory. Records read from the shim live in reused buffers (RecordPool), as
  * do the encrypt stage's sealed batches: a sink that keeps a record after its write call returns
@@ -18,12 +20,12 @@ const MIN_POOLED = 16 * 1024;
 const MAX_POOLED = 2 * 2 ** 20;
 
 /**
- * As much as the largest write-behind window (write-behind-window.ts). With half of it, 3 GiB of
+ * As much as the largest write-behind window. With half of it, 3 GiB of
  * 256 KiB records through two image copies allocated 334 buffers, 97 with this: sinks hand records
  * back in bursts (a vectored write completes), more than the pool kept, and the reader took them
  * anew moments later (new external memory, which makes V8 collect garbage).
  */
-const KEEP_FREE_BYTES = 32 * 2 ** 20;
+const KEEP_FREE_BYTES = writeBehindWindow(undefined).bytes;
 
 /**
  * Record buffers reused instead of allocated. A fresh buffer per record made V8 collect garbage

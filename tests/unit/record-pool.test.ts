@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 import { RecordPool } from '../../daemon/drive/record-pool.js';
+import { writeBehindWindow } from '../../daemon/drive/write-behind-window.js';
 import { EventBus } from '../../daemon/events/events.js';
 import { startGrpcServer } from '../../daemon/frontends/grpc/server.js';
 import { GrpcSink } from '../../daemon/sinks/grpc-sink.js';
@@ -52,6 +53,15 @@ describe('RecordPool', () => {
     const big = pool.take(3 * 2 ** 20);
     big.hold()();
     expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(big.data.buffer);
+  });
+
+  it('by default keeps a whole write-behind window of free buffers: records given back in one burst are all reused', () => {
+    const pool = new RecordPool();
+    const count = writeBehindWindow(undefined).bytes / (256 * 1024);
+    const burst = Array.from({ length: count }, () => pool.take(256 * 1024));
+    for (const r of burst) r.hold()(); // a sink's vectored write completes
+    const again = new Set(Array.from({ length: count }, () => pool.take(256 * 1024).data.buffer));
+    expect(burst.filter((r) => again.has(r.data.buffer))).toHaveLength(count);
   });
 
   it('copyOf: bytes copied into a pooled buffer, or, too large to pool, kept where they are', () => {

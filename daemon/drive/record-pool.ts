@@ -20,10 +20,10 @@ const MIN_POOLED = 16 * 1024;
 const MAX_POOLED = 2 * 2 ** 20;
 
 /**
- * As much as the largest write-behind window. With half of it, 3 GiB of
- * 256 KiB records through two image copies allocated 334 buffers, 97 with this: sinks hand records
- * back in bursts (a vectored write completes), more than the pool kept, and the reader took them
- * anew moments later (new external memory, which makes V8 collect garbage).
+ * As much as the largest write-behind window. With half of it, 3 GiB of 256 KiB records through two
+ * image copies allocated 334 buffers, 97 with this: sinks hand records back in bursts (a vectored
+ * write completes), more than the pool kept, and the front end took them anew moments later (new
+ * external memory, which makes V8 collect garbage).
  */
 const KEEP_FREE_BYTES = writeBehindWindow(undefined).bytes;
 

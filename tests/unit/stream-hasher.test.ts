@@ -30,7 +30,7 @@ describe('StreamHasher', () => {
       expected[s]!.add(Buffer.from(record));
       hasher.add(streams[s]!, record);
     }
-    reused.fill(0); // before the batch being filled has gone: it holds copies
+    reused.fill(0); // the last records are still in the batch being filled: it must hold copies
     const snapshots = await hasher.snapshot(streams);
     expect(snapshots).toEqual(streams.map((stream, s) => ({ stream, ...expected[s]!.snapshot() })));
   });

@@ -99,9 +99,10 @@ export async function startGrpcServer(
     server.bindAsync(address, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   widenReceiveWindows(server);
-  const host = address.slice(0, address.lastIndexOf(':'));
-  channels = await startRecordPort(splitAddress(address).host, recordPort ?? defaultRecordPort(address), records, security.tls, log);
-  return { server, address: `${host}:${port}`, watch, health, ...(channels && { channels }) };
+  const asked = splitAddress(address);
+  channels = await startRecordPort(asked.host, recordPort ?? defaultRecordPort(asked.port), records, security.tls, log);
+  // The bound address as it was asked for (an IPv6 host keeps its brackets), with the port bound.
+  return { server, address: `${address.slice(0, address.lastIndexOf(':'))}:${port}`, watch, health, ...(channels && { channels }) };
 }
 
 /**
@@ -110,8 +111,7 @@ export async function startGrpcServer(
  */
 export type RecordPort = number | 'off';
 
-function defaultRecordPort(address: string): { port: number; optional: true } {
-  const grpcPort = splitAddress(address).port;
+function defaultRecordPort(grpcPort: number): { port: number; optional: true } {
   return { port: grpcPort === 0 ? 0 : grpcPort + 1, optional: true };
 }
 

@@ -1,4 +1,6 @@
-import { access, constants, type FileHandle, open } from 'node:fs/promises';
+import { writeSync } from 'node:fs';
+import { access, constants, type FileHandle, open, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TapeObject } from '../drive/medium.js';
 import type { Lease } from '../drive/record-pool.js';
@@ -6,7 +8,7 @@ import { TapeError, tapeError } from '../drive/tape-error.js';
 import type { Capacity } from './capacity.js';
 import { ObjectIndex } from './object-index.js';
 import { ImageCorrupt, SimhReader } from './simh-reader.js';
-import { framedSize, lengthWords, PAD_BYTE, TAPE_MARK_BYTES, TAPE_MARK_SIZE } from './simh-tap.js';
+import { END_OF_MEDIUM_BYTES, framedSize, lengthWords, PAD_BYTE, TAPE_MARK_BYTES, TAPE_MARK_SIZE } from './simh-tap.js';
 import type { Room, Sink, SinkStatus } from './sink.js';
 import { WriteQueue } from './write-queue.js';
 
@@ -27,8 +29,14 @@ export function volumePath(template: string, volume: number): string {
   return volume === 1 ? template : `${template}.${volume}`;
 }
 
-/** `releases` let go of the pooled records among `bufs` once written (or dropped). */
-type Op = { kind: 'write'; at: number; bufs: Buffer[]; bytes: number; releases: (() => void)[] } | { kind: 'truncate'; at: number };
+/**
+ * `releases` let go of the pooled records among `bufs` once written (or dropped); `staleEnd`: old
+ * bytes lie from `at` up to there, behind an end-of-medium marker at `at` (0: none).
+ */
+type Op =
+  | { kind: 'write'; at: number; bufs: Buffer[]; bytes: number; releases: (() => void)[]; staleEnd: number }
+  | { kind: 'truncate'; at: number }
+  | { kind: 'fence'; at: number };
 
 const MAX_IOV = 1024;
 
@@ -40,10 +48,28 @@ const MAX_IOV = 1024;
 const GATHER_BYTES = 1 << 20;
 const GATHER_MS = 2;
 
+/** tmpfs and ramfs: their files are memory, and nothing of them outlives the machine. */
+const MEMORY_FILESYSTEMS = new Set([0x01021994, 0x858458f6]);
+
+/** Whether the image at `path` is in memory: the file's filesystem, or if none yet its directory's. */
+async function inMemory(path: string): Promise<boolean> {
+  const s = await statfs(path).catch(() => statfs(dirname(path))).catch(() => undefined);
+  return s !== undefined && MEMORY_FILESYSTEMS.has(Number(s.type));
+}
+
 /**
  * A SIMH .tap image per volume. An existing image is a loaded cartridge: it can be read, spaced
  * and appended to, and writing in its middle discards what follows, as on a drive. Writes are
  * batched into positional writev calls by a background pump.
+ *
+ * On tmpfs, writing over old data (a backup written again from BOT) overwrites the image in place
+ * and cuts what is left of the old data at the next sync point: truncating first frees the file's
+ * pages and the writes then take new ones, which here costs more than the write itself (in a VM,
+ * each page freed may go back to the host, and its next use faults it in again). Until then an
+ * end-of-medium marker after the last write fences off the old bytes, written so that a process
+ * killed mid-write leaves an image that ends at a marker, never one whose new records run on into
+ * old ones (see `overwrite`). On disk, where writes reach the disk in no set order, the image is
+ * truncated first, as before.
  */
 export class FileSink implements Sink {
   readonly name: string;
@@ -67,6 +93,13 @@ export class FileSink implements Sink {
   private urgent = false;
   /** The gathering time ran out: write what there is, then gather again. */
   private gatheredEnough = false;
+  /** Writing over old data in place (see the class comment). */
+  private overwriteInPlace = false;
+  /**
+   * Old bytes lie past `end` up to here, behind an end-of-medium marker (0: none). A write that
+   * reaches it covers them all: each write over old bytes ends at a marker the next one starts on.
+   */
+  private staleEnd = 0;
   private rateDue = 0;
   private records = 0;
   private bytes = 0;
@@ -96,7 +129,7 @@ export class FileSink implements Sink {
     this.volume = volume;
     this.path = volumePath(this.options.path, volume);
     this.queue.reset();
-    this.pos = this.offset = this.end = 0;
+    this.pos = this.offset = this.end = this.staleEnd = 0;
     this.index.reset();
     let writeProtected = this.options.readonly;
     try {
@@ -120,6 +153,7 @@ export class FileSink implements Sink {
         throw tapeError('EIO', `${this.name}: ${err.message}; a crash can leave a record cut short: 'tapeproxy image repair ${this.path} --in-place' cuts the image there (keeping the cut bytes in ${this.path}.cut)`);
       });
     }
+    this.overwriteInPlace = !writeProtected && (await inMemory(this.path));
     this.loaded = true;
     return { writeProtected };
   }
@@ -161,7 +195,7 @@ export class FileSink implements Sink {
   }
 
   erase(): void {
-    this.cutAtPosition();
+    this.cutAtPosition(false);
     this.kick();
   }
 
@@ -171,6 +205,7 @@ export class FileSink implements Sink {
   }
 
   async sync(): Promise<void> {
+    if (this.staleEnd > 0) this.cutAtPosition(false, this.end); // what is left of the old data
     await this.settle();
     if (this.options.fsync && this.fh) {
       try {
@@ -223,7 +258,14 @@ export class FileSink implements Sink {
 
   async atEnd(): Promise<boolean> {
     await this.settle();
-    return this.offset === this.end;
+    if (this.offset === this.end || !this.reader) return this.offset === this.end;
+    // An image may end at an end-of-medium marker before its last byte (a process killed while
+    // overwriting it in place, or an image from elsewhere).
+    const r = await this.reader.objectAt(this.offset, this.end, false).catch((err: unknown) => {
+      if (err instanceof ImageCorrupt) return undefined;
+      throw err;
+    });
+    return r?.object.kind === 'blank';
   }
 
   status(): SinkStatus {
@@ -253,28 +295,40 @@ export class FileSink implements Sink {
       release?.();
       return; // already reported; queueing more would only grow memory
     }
-    this.cutAtPosition();
+    this.cutAtPosition(this.overwriteInPlace);
     const last = this.ops.at(-1);
     if (last?.kind === 'write' && last.at + last.bytes === this.offset && last.bufs.length < MAX_IOV) {
       last.bufs.push(...bufs);
       last.bytes += bytes;
       if (release) last.releases.push(release);
     } else {
-      this.ops.push({ kind: 'write', at: this.offset, bufs, bytes, releases: release ? [release] : [] });
+      this.ops.push({ kind: 'write', at: this.offset, bufs, bytes, releases: release ? [release] : [], staleEnd: this.staleEnd });
     }
     this.queue.added(bytes);
     this.offset += bytes;
     this.end = this.offset;
+    if (this.offset >= this.staleEnd) this.staleEnd = 0;
     this.pos += objects;
     this.index.passed(this.pos, this.offset);
     this.writeSoon();
   }
 
-  /** Writing or erasing in the middle of a volume discards everything after the position. */
-  private cutAtPosition(): void {
-    if (this.offset === this.end) return;
-    this.ops.push({ kind: 'truncate', at: this.offset });
-    this.end = this.offset;
+  /**
+   * Writing or erasing in the middle of a volume discards everything after `at`: at once
+   * (truncate), or `inPlace` behind an end-of-medium marker, overwritten as the writing goes on.
+   */
+  private cutAtPosition(inPlace: boolean, at = this.offset): void {
+    if (at === this.end && (inPlace || this.staleEnd === 0)) return;
+    if (inPlace) {
+      this.ops.push({ kind: 'fence', at });
+      // A marker after the last write may lie up to 3 bytes past the old bytes it fenced off.
+      this.staleEnd = Math.max(this.staleEnd > 0 ? this.staleEnd + END_OF_MEDIUM_BYTES.length : 0, this.end);
+    } else {
+      this.ops.push({ kind: 'truncate', at });
+      this.staleEnd = 0;
+    }
+    if (at === this.end) return;
+    this.end = at;
     this.index.truncate(this.pos);
   }
 
@@ -342,7 +396,12 @@ export class FileSink implements Sink {
       await this.fh.truncate(op.at);
       return;
     }
-    await writevAll(this.fh, op.bufs, op.at);
+    if (op.kind === 'fence') {
+      writeSync(this.fh.fd, END_OF_MEDIUM_BYTES, 0, END_OF_MEDIUM_BYTES.length, op.at); // tmpfs only: a memory copy
+      return;
+    }
+    if (op.at < op.staleEnd) await overwrite(this.fh, op);
+    else await writevAll(this.fh, op.bufs, op.at);
     if (this.options.rate) await this.throttle(op.bytes, this.options.rate);
   }
 
@@ -359,6 +418,21 @@ export class FileSink implements Sink {
 
 function releaseRecords(op: Op): void {
   if (op.kind === 'write') for (const release of op.releases) release();
+}
+
+/**
+ * Writes over old bytes, behind the end-of-medium marker at `op.at`: first everything but the
+ * first length word (or tape mark), with a new marker after it unless the write reaches past the
+ * old bytes, then that first word over the marker. A process killed in the first write leaves the
+ * marker at `op.at` (a write can stop at any page boundary); a 4-byte write cut across two pages
+ * leaves a word whose top half is the marker's, which is never a length.
+ */
+async function overwrite(fh: FileHandle, op: Extract<Op, { kind: 'write' }>): Promise<void> {
+  const [first, ...rest] = op.bufs;
+  if (first?.length !== 4) throw new Error(`a write starts with a ${first?.length}-byte buffer, not a length word`);
+  const fenced = op.at + op.bytes < op.staleEnd ? [...rest, END_OF_MEDIUM_BYTES] : rest;
+  await writevAll(fh, fenced, op.at + 4);
+  writeSync(fh.fd, first, 0, 4, op.at); // tmpfs only: a memory copy, not worth a libuv thread
 }
 
 async function writevAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {

@@ -50,3 +50,4 @@ export function lengthWords(length: number): Buffer {
 
 export const PAD_BYTE = Buffer.alloc(1);
 export const TAPE_MARK_BYTES = Buffer.alloc(TAPE_MARK_SIZE);
+export const END_OF_MEDIUM_BYTES = Buffer.alloc(4, 0xff);

@@ -7,10 +7,13 @@
  */
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { afterEach, expect, it } from 'vitest';
 import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { writeImage } from '../support/images.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { isMountPoint, sizeOf, waitFor } from '../support/wait.js';
 
@@ -97,3 +100,46 @@ it('an image with a torn tail is refused, naming the repair, and serves again on
   const status = await cli(['status', 'pnst0', '--server', daemon.address]);
   expect(status.stdout.toString()).toMatch(/file 1, block -1/);
 }, 60_000);
+
+/**
+ * On tmpfs the image sink writes over an old backup in place (FileSink's class comment). Killed at
+ * random moments, again and again, the writer must leave an image that reads as a prefix of the new
+ * records, ending at an end-of-medium marker: never one that runs on into the old records, which
+ * have the same sizes at the same offsets (so a marker lost to a torn write would not show).
+ */
+it('SIGKILL while overwriting an image on tmpfs in place: the image is the new records up to a marker, never old ones after them', async () => {
+  const shm = await mkdtemp('/dev/shm/tapeproxy-test-');
+  try {
+    const path = join(shm, 'a.tap');
+    const [COUNT, BYTES] = [256, 16 * 1024];
+    const script = fileURLToPath(new URL('../support/overwrite-image.mjs', import.meta.url));
+    const seen = { killedMidway: 0, longest: 0 };
+    for (let round = 0; round < 20; round++) {
+      await writeImage(path, Array.from({ length: COUNT }, () => Buffer.alloc(BYTES, 0xaa)));
+      const child = execa('node', [script, path, String(COUNT), String(BYTES)], { reject: false });
+      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+      await sleep(Math.random() * 40);
+      child.kill('SIGKILL');
+      const result = await child;
+      const objects = await imageObjects(path);
+      objects.forEach((o, i) => {
+        expect(o, `round ${round}: object ${i} must be a record`).not.toBeNull();
+        expect(o!.readUInt32LE(0), `round ${round}: record ${i} is new record ${i}`).toBe(i);
+        expect(o!.subarray(4).every((b) => b === 0xbb), `round ${round}: record ${i} holds only new bytes`).toBe(true);
+      });
+      if (result.signal === 'SIGKILL' && objects.length < COUNT) seen.killedMidway++;
+      seen.longest = Math.max(seen.longest, objects.length);
+      expect((await cli(['image', 'verify', path])).exitCode, `round ${round}: image verify`).toBe(0);
+    }
+    // The kills must have landed while the old records were being written over, or this tested nothing.
+    expect(seen.killedMidway, JSON.stringify(seen)).toBeGreaterThanOrEqual(10);
+
+    // Written over once more, to the end, the image left by the last kill is all new, and cut to size.
+    const done = await execa('node', [script, path, String(COUNT), String(BYTES)]);
+    expect(done.stdout).toContain('done');
+    expect(await sizeOf(path)).toBe(COUNT * (BYTES + 8));
+    expect((await imageObjects(path)).map((o) => o!.readUInt32LE(0))).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+  } finally {
+    await rm(shm, { recursive: true, force: true });
+  }
+}, 120_000);

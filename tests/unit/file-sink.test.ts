@@ -1,4 +1,4 @@
-import { access, chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, appendFile, chmod, mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,19 +9,28 @@ import { Capacity } from '../../daemon/sinks/capacity.js';
 import { FileSink, type FileSinkOptions, volumePath } from '../../daemon/sinks/file-sink.js';
 import { MemorySink } from '../../daemon/sinks/memory-sink.js';
 import { ObjectIndex } from '../../daemon/sinks/object-index.js';
+import { END_OF_MEDIUM_BYTES } from '../../daemon/sinks/simh-tap.js';
 import type { Sink } from '../../daemon/sinks/sink.js';
 import { WriteQueue } from '../../daemon/sinks/write-queue.js';
+import { imageObjects } from '../support/daemon.js';
+import { writeImage } from '../support/images.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const tmp = useTempDir();
+const shm = useTempDir('each', '/dev/shm');
 const sinks: Sink[] = [];
 afterEach(async () => {
   for (const s of sinks.splice(0)) await s.close().catch(() => undefined);
 });
 
-describe('FileSink as a cartridge', () => {
+// On tmpfs an image written over is overwritten in place (FileSink's class comment); on disk it is
+// truncated first. Both must behave as the same cartridge.
+describe.each([
+  ['on disk', tmp],
+  ['on tmpfs', shm],
+])('FileSink as a cartridge, %s', (_where, dir) => {
   it('creates nothing for a missing image until the first write', async () => {
-    const file = path.join(tmp.path, 'a.tap');
+    const file = path.join(dir.path, 'a.tap');
     const sink = fileSink({ path: file });
 
     expect(await sink.load(1)).toEqual({ writeProtected: false });
@@ -40,7 +49,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('moves over records and filemarks with next, previous, locate and atEnd', async () => {
-    const file = path.join(tmp.path, 'a.tap');
+    const file = path.join(dir.path, 'a.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     sink.write(Buffer.from('abc'));
@@ -76,7 +85,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('reads an existing image as a loaded cartridge and appends to it', async () => {
-    const file = path.join(tmp.path, 'a.tap');
+    const file = path.join(dir.path, 'a.tap');
     const first = fileSink({ path: file });
     await first.load(1);
     first.write(Buffer.from('one'));
@@ -95,7 +104,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('refuses to locate beyond the end of data with EIO and stays put', async () => {
-    const sink = fileSink({ path: path.join(tmp.path, 'a.tap') });
+    const sink = fileSink({ path: path.join(dir.path, 'a.tap') });
     await sink.load(1);
     for (const s of ['a', 'b', 'c']) sink.write(Buffer.from(s));
     sink.writeFilemarks(1);
@@ -113,7 +122,7 @@ describe('FileSink as a cartridge', () => {
   });
 
   it('discards everything after the position when writing in the middle', async () => {
-    const file = path.join(tmp.path, 'a.tap');
+    const file = path.join(dir.path, 'a.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     for (let i = 0; i < 5; i++) sink.write(Buffer.from(`record ${i}.`)); // 10 bytes: 18 in the image
@@ -135,8 +144,26 @@ describe('FileSink as a cartridge', () => {
     await expect(sink.locate(4)).rejects.toMatchObject({ errno: 5 });
   });
 
+  it('reads an image that ends at an end-of-medium marker before its last byte to the marker, and writes on from there', async () => {
+    // As a process killed while writing over an image on tmpfs leaves it: old bytes after the marker.
+    const file = path.join(dir.path, 'a.tap');
+    await writeImage(file, [Buffer.from('kept 0'), Buffer.from('kept 1')]);
+    await appendFile(file, Buffer.concat([END_OF_MEDIUM_BYTES, Buffer.from([6, 0, 0, 0]), Buffer.from('old 2!'), Buffer.from([6, 0, 0, 0])]));
+    const sink = fileSink({ path: file });
+    await sink.load(1);
+    expect(await readRest(sink)).toEqual(['kept 0', 'kept 1']);
+    expect(sink.position).toBe(2);
+    expect(await sink.atEnd()).toBe(true);
+
+    sink.write(Buffer.from('new 2'));
+    await sink.sync();
+    expect(await fileSize(file)).toBe(3 * 14);
+    await sink.locate(0);
+    expect(await readRest(sink)).toEqual(['kept 0', 'kept 1', 'new 2']);
+  });
+
   it('discards everything from the position on erase()', async () => {
-    const file = path.join(tmp.path, 'a.tap');
+    const file = path.join(dir.path, 'a.tap');
     const sink = fileSink({ path: file });
     await sink.load(1);
     for (const s of ['aa', 'bb', 'cc']) sink.write(Buffer.from(s));
@@ -331,6 +358,65 @@ describe('FileSink volumes and protection', () => {
     expect((err as TapeError).errno).toBe(5);
     expect((err as TapeError).message).toContain(`cannot open ${notAFile}:`);
     expect((err as TapeError).message).toContain('EISDIR');
+  });
+});
+
+describe('FileSink writing over an image', () => {
+  const TMPFS = 0x01021994;
+  const old = ['old 0', 'old 1', 'old 2', 'old 3', 'old 4'];
+
+  /** An image of `old` and a filemark, loaded at BOT, written over with `fresh` and left queued-but-written (no sync point). */
+  async function overwriteFromBot(dir: string, fresh: string[]): Promise<{ file: string; sink: FileSink }> {
+    const file = path.join(dir, 'a.tap');
+    await writeImage(file, [...old.map((t) => Buffer.from(t)), null]);
+    const sink = fileSink({ path: file });
+    await sink.load(1);
+    for (const t of fresh) sink.write(Buffer.from(t));
+    await sink.drain(0);
+    return { file, sink };
+  }
+
+  it('on tmpfs overwrites in place: until the sync point the image ends at an end-of-medium marker, then it is cut', async () => {
+    expect(Number((await statfs(shm.path)).type), '/dev/shm must be a tmpfs').toBe(TMPFS);
+    const { file, sink } = await overwriteFromBot(shm.path, ['new 0', 'new 1!!']); // 14 and 16 bytes framed
+
+    // The old bytes are still there (the same pages), but any reader, such as one after a crash,
+    // sees the new records and then the end of the medium.
+    expect(await fileSize(file)).toBe(5 * 14 + 4);
+    expect((await readFile(file)).readUInt32LE(30)).toBe(0xffffffff);
+    expect((await imageObjects(file)).map((o) => o?.toString())).toEqual(['new 0', 'new 1!!']);
+    expect(await sink.atEnd()).toBe(true);
+
+    await sink.sync();
+    expect(await fileSize(file)).toBe(30);
+    expect((await imageObjects(file)).map((o) => o?.toString())).toEqual(['new 0', 'new 1!!']);
+  });
+
+  it('on tmpfs cuts no more than the old bytes: a longer stream simply runs past them', async () => {
+    const fresh = Array.from({ length: 7 }, (_, i) => `new ${i}`);
+    const { file, sink } = await overwriteFromBot(shm.path, fresh);
+    sink.writeFilemarks(1);
+    await sink.sync();
+    expect(await fileSize(file)).toBe(7 * 14 + 4);
+    expect((await imageObjects(file)).map((o) => o?.toString() ?? 'FM')).toEqual([...fresh, 'FM']);
+  });
+
+  it('on tmpfs, written over twice before a sync point (a cut back into the new records), still ends where the last write did', async () => {
+    const { file, sink } = await overwriteFromBot(shm.path, ['new 0', 'new 1', 'new 2']);
+    await sink.locate(1);
+    sink.write(Buffer.from('again 1'));
+    await sink.drain(0);
+    expect((await imageObjects(file)).map((o) => o?.toString())).toEqual(['new 0', 'again 1']);
+    await sink.sync();
+    expect(await fileSize(file)).toBe(14 + 16);
+    expect(sink.status().used).toBe(30);
+  });
+
+  it('on disk truncates first, as soon as the write is done (writes reach a disk in no set order)', async () => {
+    expect(Number((await statfs(tmp.path)).type), `${tmp.path} must not be a tmpfs for this test`).not.toBe(TMPFS);
+    const { file } = await overwriteFromBot(tmp.path, ['new 0', 'new 1!!']);
+    expect(await fileSize(file)).toBe(30);
+    expect((await imageObjects(file)).map((o) => o?.toString())).toEqual(['new 0', 'new 1!!']);
   });
 });
 

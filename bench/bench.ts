@@ -78,16 +78,22 @@ async function main(): Promise<void> {
     const daemon = await startDaemon(shm);
     process.env.TAPEPROXY_SERVER = daemon.address; // for D's rmt
     const grpcPair = ONLY.length === 0 || ONLY.includes('E') ? await startGrpcPair(shm) : undefined;
-    // F: the same drive with its second copy encrypted (its own daemon, started when asked for).
-    let encrypting: Daemon | undefined;
-    const encryptingDrive = async () => (encrypting ??= await startEncryptingDaemon(join(shm, 'f')));
     const seconds: Record<string, number> = {};
-    /** CPU seconds per GiB of the daemons and the shim during Cdd and E: where the time goes. */
+    /** CPU seconds per GiB of the daemons and the shim during Cdd, E and F: where the time goes. */
     const cpuPerGiB: Record<string, number> = {};
     const shim = await shimPid(daemon.device);
-    // Whose CPU time is sampled around each run: Cdd's daemon, and E's two (stages named by daemon).
+    // Whose CPU time is sampled around each run: Cdd's daemon, E's two (stages named by daemon), F's.
     const probes: Partial<Record<Contender, CpuProbe>> = { Cdd: { prefix: '', daemons: [['', daemon]], shim } };
     if (grpcPair) probes.E = { prefix: 'E ', daemons: [['local ', grpcPair.local], ['remote ', grpcPair.remote]], shim: await shimPid(grpcPair.local.device) };
+    // F: the same drive with its second copy encrypted (its own daemon, started when asked for).
+    let encrypting: Daemon | undefined;
+    const encryptingDrive = async () => {
+      if (!encrypting) {
+        encrypting = await startEncryptingDaemon(join(shm, 'f'));
+        probes.F = { prefix: 'F ', daemons: [['', encrypting]], shim: await shimPid(encrypting.device) };
+      }
+      return encrypting;
+    };
     let rss: Record<string, number> = {};
     try {
       for (const R of SIZES) {
@@ -118,7 +124,7 @@ async function main(): Promise<void> {
           F: async () => {
             const { device } = await encryptingDrive();
             await mtRewind(device);
-            return sh(`dd if=${input} of=${device} bs=${R} conv=notrunc status=none`);
+            return sh(`dd if=${input} of=${device} bs=${R} conv=notrunc status=none; times`);
           },
         };
         for (const [name, run] of Object.entries(contenders)) {
@@ -210,6 +216,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   };
   whereTimeGoes('Cdd', '', [''], "the daemon's threads (main: the front end and the copies; manifest hashing; other: libuv's file writes and the collector)");
   whereTimeGoes('E', 'E ', ['local ', 'remote '], "each daemon's threads (local: the drive with an image copy and the grpc copy; remote: the drive the grpc copy writes to)");
+  whereTimeGoes('F', 'F ', [''], "the daemon's threads (main, manifest hashing, encryption, other)");
   const results = join(root, 'bench', 'results');
   await mkdir(results, { recursive: true });
   await writeFile(

@@ -196,6 +196,7 @@ export class FileSink implements Sink {
 
   erase(): void {
     this.cutAtPosition(false);
+    this.cutStale();
     this.kick();
   }
 
@@ -205,7 +206,7 @@ export class FileSink implements Sink {
   }
 
   async sync(): Promise<void> {
-    if (this.staleEnd > 0) this.cutAtPosition(false, this.end); // what is left of the old data
+    this.cutStale();
     await this.settle();
     if (this.options.fsync && this.fh) {
       try {
@@ -258,7 +259,8 @@ export class FileSink implements Sink {
 
   async atEnd(): Promise<boolean> {
     await this.settle();
-    if (this.offset === this.end || !this.reader) return this.offset === this.end;
+    if (this.offset === this.end) return true;
+    if (!this.reader) return false;
     // An image may end at an end-of-medium marker before its last byte (a process killed while
     // overwriting it in place, or an image from elsewhere).
     const r = await this.reader.objectAt(this.offset, this.end, false).catch((err: unknown) => {
@@ -314,22 +316,28 @@ export class FileSink implements Sink {
   }
 
   /**
-   * Writing or erasing in the middle of a volume discards everything after `at`: at once
+   * Writing or erasing in the middle of a volume discards everything after the position: at once
    * (truncate), or `inPlace` behind an end-of-medium marker, overwritten as the writing goes on.
    */
-  private cutAtPosition(inPlace: boolean, at = this.offset): void {
-    if (at === this.end && (inPlace || this.staleEnd === 0)) return;
+  private cutAtPosition(inPlace: boolean): void {
+    if (this.offset === this.end) return;
     if (inPlace) {
-      this.ops.push({ kind: 'fence', at });
+      this.ops.push({ kind: 'fence', at: this.offset });
       // A marker after the last write may lie up to 3 bytes past the old bytes it fenced off.
       this.staleEnd = Math.max(this.staleEnd > 0 ? this.staleEnd + END_OF_MEDIUM_BYTES.length : 0, this.end);
     } else {
-      this.ops.push({ kind: 'truncate', at });
+      this.ops.push({ kind: 'truncate', at: this.offset });
       this.staleEnd = 0;
     }
-    if (at === this.end) return;
-    this.end = at;
+    this.end = this.offset;
     this.index.truncate(this.pos);
+  }
+
+  /** Cuts what is left of old data written over in place (at a sync point, or on erase). */
+  private cutStale(): void {
+    if (this.staleEnd === 0) return;
+    this.ops.push({ kind: 'truncate', at: this.end });
+    this.staleEnd = 0;
   }
 
   /** Writes once enough is gathered, or a moment later (see GATHER_BYTES). */

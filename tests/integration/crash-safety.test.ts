@@ -134,7 +134,7 @@ it('SIGKILL while overwriting an image on tmpfs in place: the image is the new r
     // The kills must have landed while the old records were being written over, or this tested nothing.
     expect(seen.killedMidway, JSON.stringify(seen)).toBeGreaterThanOrEqual(10);
 
-    // Written over once more, to the end, the image left by the last kill is all new, and cut to size.
+    // Written over once more, to the end, the image left by the last kill holds exactly the new records.
     const done = await execa('node', [script, path, String(COUNT), String(BYTES)]);
     expect(done.stdout).toContain('done');
     expect(await sizeOf(path)).toBe(COUNT * (BYTES + 8));

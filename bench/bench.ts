@@ -208,7 +208,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
   console.log(
-    'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→hash batch, record→each sink: 6 for two copies (mbuffer makes 3); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
+    'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→each sink: 5 for two copies (mbuffer makes 3; the manifest hash reads the record where it is); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
   );
   const whereTimeGoes = (name: Contender, prefix: string, daemons: string[], heading: string) => {
     const lines = SIZES.filter((R) => cpuPerGiB[`${prefix}${daemons[0]}daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`${name}@${R}`)!, cpuPerGiB, prefix, daemons));

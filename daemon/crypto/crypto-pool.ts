@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { ChunkPool, type RecordBatch } from '../workers/record-batch.js';
+import { type BatchRecords, ChunkPool, type RecordBatch } from '../workers/record-batch.js';
 import { WorkerClient } from '../workers/worker-client.js';
 import { workerScript } from '../workers/worker-script.js';
 import { RECORD_OVERHEAD, type RecordPlace } from './record-cipher.js';
@@ -15,7 +15,7 @@ export interface Spot {
 }
 
 export type CryptoRequest =
-  | { op: 'seal'; recordKey: Uint8Array; keyId: Uint8Array; volume: number; chunk: SharedArrayBuffer; lengths: number[]; spots: number[]; out?: SharedArrayBuffer }
+  | ({ op: 'seal'; recordKey: Uint8Array; keyId: Uint8Array; volume: number; spots: number[]; out?: SharedArrayBuffer } & BatchRecords)
   | { op: 'open'; recordKey: Uint8Array; keyId: Uint8Array; place: RecordPlace; chunk: SharedArrayBuffer; length: number };
 
 /** `sealed` is absent when the records were sealed into the request's `out`. */
@@ -60,9 +60,13 @@ export class CryptoPool {
     const spots = batch.meta.flatMap((s) => [s.file, s.record]);
     const fits = batch.bytes + batch.lengths.length * RECORD_OVERHEAD <= SEALED_CHUNK_BYTES;
     const out = reuse && fits ? this.sealedChunks.take(SEALED_CHUNK_BYTES) : undefined;
-    const request = { op: 'seal' as const, recordKey: key.recordKey, keyId: key.keyId, volume: key.volume, chunk: batch.chunk, lengths: batch.lengths, spots, out };
-    const reply = await this.pick().request(request);
-    this.chunks.give(batch.chunk);
+    const request = { op: 'seal' as const, recordKey: key.recordKey, keyId: key.keyId, volume: key.volume, ...batch.message, spots, out };
+    let reply: CryptoReply;
+    try {
+      reply = await this.pick().request(request);
+    } finally {
+      batch.done();
+    }
     const sealed = 'sealed' in reply ? reply.sealed : out; // without `sealed`, the records are in `out`
     if (!sealed) throw new Error('the encryption worker answered without records');
     return Buffer.from(sealed);

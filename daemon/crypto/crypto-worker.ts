@@ -1,4 +1,5 @@
 /** Worker thread of the crypto pool: seals batches of records, opens single records. */
+import { recordsOf } from '../workers/record-batch.js';
 import { serveRequests } from '../workers/serve-requests.js';
 import { type CryptoReply, type CryptoRequest } from './crypto-pool.js';
 import { openRecord, RECORD_OVERHEAD, recordAad, sealRecord } from './record-cipher.js';
@@ -6,7 +7,6 @@ import { openRecord, RECORD_OVERHEAD, recordAad, sealRecord } from './record-cip
 const aad = Buffer.allocUnsafe(28);
 
 serveRequests<CryptoRequest, CryptoReply>((request) => {
-  const input = Buffer.from(request.chunk);
   const keyId = request.keyId;
   if (request.op === 'seal') {
     const { lengths, spots } = request;
@@ -14,19 +14,20 @@ serveRequests<CryptoRequest, CryptoReply>((request) => {
     if (request.out && request.out.byteLength < total) throw new Error(`a sealed batch of ${total} bytes was given ${request.out.byteLength}`);
     // The caller's shared buffer, or one of its own, which is handed over whole.
     const out = request.out ? Buffer.from(request.out) : Buffer.allocUnsafeSlow(total);
-    for (let i = 0, from = 0, at = 0; i < lengths.length; i++) {
-      const length = lengths[i]!;
+    let i = 0;
+    let at = 0;
+    for (const record of recordsOf(request)) {
       recordAad(keyId, { volume: request.volume, file: spots[2 * i]!, record: spots[2 * i + 1]! }, aad);
-      sealRecord(request.recordKey, aad, input.subarray(from, from + length), out, at);
-      from += length;
-      at += length + RECORD_OVERHEAD;
+      sealRecord(request.recordKey, aad, record, out, at);
+      at += record.length + RECORD_OVERHEAD;
+      i++;
     }
     if (request.out) return { reply: {} }; // sealed where the caller reads them
     return { reply: { sealed: out.buffer as ArrayBuffer }, transfer: [out.buffer as ArrayBuffer] };
   }
   let plain: Buffer;
   try {
-    plain = openRecord(request.recordKey, recordAad(keyId, request.place, aad), input.subarray(0, request.length));
+    plain = openRecord(request.recordKey, recordAad(keyId, request.place, aad), Buffer.from(request.chunk, 0, request.length));
   } catch (err) {
     return { reply: { error: (err as Error).message } };
   }

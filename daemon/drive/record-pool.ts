@@ -19,39 +19,70 @@ export interface BufferHome {
 const MIN_POOLED = 16 * 1024;
 const MAX_POOLED = 2 * 2 ** 20;
 
+/** Shared memory comes in slabs of this size, each cut into buffers of one capacity at a time. */
+const SLAB_BYTES = MAX_POOLED;
+
 /**
- * As much as the largest write-behind window. With half of it, 3 GiB of 256 KiB records through two
- * image copies allocated 334 buffers, 97 with this: sinks hand records back in bursts (a vectored
- * write completes), more than the pool kept, and the front end took them anew moments later (new
- * external memory, which makes V8 collect garbage).
+ * Twice the largest write-behind window: a window of records queued in the sinks, as much again
+ * waiting to be hashed (held where they are, not copied). Too tight a bound costs speed: sinks hand
+ * records back in bursts (a vectored write completes), and with free buffers bounded by half a
+ * window the front end took new ones moments later, 334 over 3 GiB of 256 KiB records against 97
+ * with a whole window (new memory, which makes V8 collect garbage).
  */
-const KEEP_FREE_BYTES = writeBehindWindow(undefined).bytes;
+const SHARED_BYTES = 2 * writeBehindWindow(undefined).bytes;
+
+/** A slab of shared memory, cut into buffers of one capacity; recut to another once all are free. */
+class Slab {
+  capacity = 0;
+  free: Buffer[] = [];
+  private count = 0;
+  /** When a buffer was last taken from it, on the pool's counter of takes. */
+  lastUse = 0;
+
+  constructor(readonly memory: SharedArrayBuffer) {}
+
+  get unused(): boolean {
+    return this.free.length === this.count;
+  }
+
+  cut(capacity: number): void {
+    this.capacity = capacity;
+    this.count = this.memory.byteLength / capacity;
+    this.free = Array.from({ length: this.count }, (_, i) => Buffer.from(this.memory, i * capacity, capacity));
+  }
+}
 
 /**
  * Record buffers reused instead of allocated. A fresh buffer per record made V8 collect garbage
  * for most of the daemon's time at 256 KiB records (every 64 MB of new external memory forces a
  * full collection); a reused one costs nothing. A buffer returns to the pool when every hold on its
- * record is released; the pool keeps at most `maxFreeBytes` of them, so memory stays bounded.
- * When it is full, buffers of the size idle longest make room: a backup of 10 KiB records left the
- * pool full of them, and the next one, of 256 KiB records, ran at half speed, allocating every record.
+ * record is released.
+ *
+ * The buffers are shared memory, so that worker threads (manifest hashing, encryption) read a
+ * record where it is instead of a copy (RecordBatch): that saved the main thread 0.15 CPU s/GiB at
+ * 256 KiB records. V8 does not count shared memory towards collecting garbage, so shared memory
+ * the pool let go would live until some later full collection (tried twice with buffers let go as
+ * before: the bench's daemon peaked at 626 MiB, once at 2.8 GiB). So the pool never lets it go: it
+ * holds at most `maxSharedBytes` of it, in slabs cut into buffers of one capacity, and a slab whose
+ * buffers are all free is cut anew for another capacity (the one idle longest goes first: a backup
+ * of 10 KiB records must not leave the next one, of 256 KiB records, without buffers). Beyond the
+ * bound, and for records too large to pool, a record gets plain memory, which V8 counts and frees.
  */
 export class RecordPool implements BufferHome {
-  private readonly free = new Map<number, Buffer[]>();
-  private freeBytes = 0;
-  /** When each capacity was last taken or given, on a counter of takes and gives. */
-  private readonly lastUse = new Map<number, number>();
+  private readonly slabs: Slab[] = [];
+  private readonly slabOf = new Map<SharedArrayBuffer, Slab>();
   private clock = 0;
 
-  constructor(private readonly maxFreeBytes = KEEP_FREE_BYTES) {}
+  constructor(private readonly maxSharedBytes = SHARED_BYTES) {}
 
   /** A record of `length` bytes (contents undefined), not held yet. */
   take(length: number): PooledRecord {
     if (length > MAX_POOLED) return new PooledRecord(Buffer.allocUnsafeSlow(length), length, undefined);
     const capacity = Math.max(MIN_POOLED, 2 ** Math.ceil(Math.log2(Math.max(1, length))));
-    this.lastUse.set(capacity, ++this.clock);
-    const reused = this.free.get(capacity)?.pop();
-    if (reused) this.freeBytes -= capacity;
-    return new PooledRecord(reused ?? Buffer.allocUnsafeSlow(capacity), length, this);
+    const slab = this.slabFor(capacity);
+    if (!slab) return new PooledRecord(Buffer.allocUnsafeSlow(length), length, undefined);
+    slab.lastUse = ++this.clock;
+    return new PooledRecord(slab.free.pop()!, length, this);
   }
 
   /**
@@ -68,27 +99,23 @@ export class RecordPool implements BufferHome {
 
   /** @internal from PooledRecord, once its last hold is released */
   give(backing: Buffer): void {
-    const capacity = backing.length;
-    this.lastUse.set(capacity, ++this.clock);
-    while (this.freeBytes + capacity > this.maxFreeBytes && this.dropIdlest(capacity));
-    if (this.freeBytes + capacity > this.maxFreeBytes) return; // the GC takes it
-    let list = this.free.get(capacity);
-    if (!list) this.free.set(capacity, (list = []));
-    list.push(backing);
-    this.freeBytes += capacity;
+    this.slabOf.get(backing.buffer as SharedArrayBuffer)!.free.push(backing);
   }
 
-  /** Leaves one free buffer of the capacity idle longest (other than `keep`) to the GC; false if none. */
-  private dropIdlest(keep: number): boolean {
-    let idlest: number | undefined;
-    for (const [capacity, list] of this.free) {
-      if (capacity === keep || list.length === 0) continue;
-      if (idlest === undefined || this.lastUse.get(capacity)! < this.lastUse.get(idlest)!) idlest = capacity;
+  /** A slab with a free buffer of `capacity`: one cut for it, a new one, or one recut; none past the bound. */
+  private slabFor(capacity: number): Slab | undefined {
+    const cut = this.slabs.find((s) => s.capacity === capacity && s.free.length > 0);
+    if (cut) return cut;
+    let slab: Slab | undefined;
+    if ((this.slabs.length + 1) * SLAB_BYTES <= this.maxSharedBytes) {
+      slab = new Slab(new SharedArrayBuffer(SLAB_BYTES));
+      this.slabs.push(slab);
+      this.slabOf.set(slab.memory, slab);
+    } else {
+      for (const s of this.slabs) if (s.unused && (!slab || s.lastUse < slab.lastUse)) slab = s;
     }
-    if (idlest === undefined) return false;
-    this.free.get(idlest)!.pop();
-    this.freeBytes -= idlest;
-    return true;
+    slab?.cut(capacity);
+    return slab;
   }
 }
 

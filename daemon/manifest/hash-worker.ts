@@ -1,6 +1,7 @@
 /** Worker thread of StreamHasher: one FileHasher per stream (tape file), fed in order. */
 import { serveRequests } from '../workers/serve-requests.js';
 import type { HashReply, HashRequest } from './stream-hasher.js';
+import { recordsOf } from '../workers/record-batch.js';
 import { FileHasher } from './manifest.js';
 
 const hashers = new Map<number, FileHasher>();
@@ -9,12 +10,8 @@ const hasher = (stream: number) => hashers.get(stream) ?? hashers.set(stream, ne
 serveRequests<HashRequest, HashReply>((request) => {
   switch (request.op) {
     case 'records': {
-      const data = new Uint8Array(request.chunk);
-      for (let i = 0, at = 0; i < request.lengths.length; i++) {
-        const length = request.lengths[i]!;
-        hasher(request.streams[i]!).add(data.subarray(at, at + length));
-        at += length;
-      }
+      let i = 0;
+      for (const record of recordsOf(request)) hasher(request.streams[i++]!).add(record);
       return { reply: {} };
     }
     case 'snapshot':

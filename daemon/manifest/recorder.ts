@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { CatalogEntry } from '../catalog/catalog.js';
 import type { Journal } from '../catalog/journal.js';
+import type { Lease } from '../drive/record-pool.js';
 import { volumePath } from '../sinks/file-sink.js';
 import type { Sink } from '../sinks/sink.js';
 import type { SinkLog } from '../sinks/sink-uri.js';
@@ -30,7 +31,8 @@ const CLOSE_WAIT_MS = 5000;
 /** What the mirror tells about the records and filemarks it writes, in order. */
 export interface MirrorRecorder {
   loaded(volume: number): Promise<void>;
-  record(position: number, data: Buffer): void;
+  /** `lease`: a pooled record, hashed where it is (held until then). */
+  record(position: number, data: Buffer, lease?: Lease): void;
   filemarks(position: number, count: number): void;
   erased(position: number): void;
   /** Resolves once at most `maxQueuedBytes` wait to be hashed (back-pressure, as a sink's queue). */
@@ -107,7 +109,7 @@ export class ManifestRecorder implements MirrorRecorder {
     };
   }
 
-  record(position: number, data: Buffer): void {
+  record(position: number, data: Buffer, lease?: Lease): void {
     const v = this.current;
     if (!v) return;
     this.touched(v);
@@ -116,7 +118,7 @@ export class ManifestRecorder implements MirrorRecorder {
     file.bytes += data.length;
     addSize(file.sizes, data.length);
     if (file.records === 1) file.content = detectContent(data);
-    if (file.stream !== undefined) this.hasher.add(file.stream, data);
+    if (file.stream !== undefined) this.hasher.add(file.stream, data, lease);
     v.objects = position + 1;
   }
 

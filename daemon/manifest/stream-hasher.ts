@@ -1,10 +1,11 @@
-import { ChunkPool, Batcher, type RecordBatch } from '../workers/record-batch.js';
+import type { Lease } from '../drive/record-pool.js';
+import { ChunkPool, Batcher, type BatchRecords, type RecordBatch } from '../workers/record-batch.js';
 import { WorkerClient } from '../workers/worker-client.js';
 import { workerScript } from '../workers/worker-script.js';
 import { WriteQueue } from '../sinks/write-queue.js';
 
 export type HashRequest =
-  | { op: 'records'; chunk: SharedArrayBuffer; lengths: number[]; streams: number[] }
+  | ({ op: 'records'; streams: number[] } & BatchRecords)
   | { op: 'snapshot'; streams: number[] }
   | { op: 'drop'; streams: number[] };
 
@@ -41,9 +42,10 @@ export class StreamHasher {
     return this.nextStream++;
   }
 
-  add(stream: number, record: Uint8Array): void {
+  /** `lease`: the record is hashed where it is, held until then (else copied). */
+  add(stream: number, record: Uint8Array, lease?: Lease): void {
     if (this.queue.failure) return;
-    this.batcher.add(record, stream);
+    this.batcher.add(record, stream, lease);
     this.queue.added(record.length);
   }
 
@@ -73,12 +75,15 @@ export class StreamHasher {
 
   private send(batch: RecordBatch<number>): void {
     const bytes = batch.bytes;
-    this.worker.request({ op: 'records', chunk: batch.chunk, lengths: batch.lengths, streams: batch.meta }).then(
+    this.worker.request({ op: 'records', ...batch.message, streams: batch.meta }).then(
       () => {
-        this.chunks.give(batch.chunk);
+        batch.done();
         this.queue.done(bytes);
       },
-      (err: Error) => this.queue.fail(err),
+      (err: Error) => {
+        batch.done();
+        this.queue.fail(err);
+      },
     );
   }
 }

@@ -158,7 +158,7 @@ export class Mirror implements Medium {
       if (lease && sink.holdsLeases) sink.write(record, lease);
       else sink.write((owned ??= Buffer.from(record)));
     }
-    this.options.recorder?.record(this.pos, record);
+    this.options.recorder?.record(this.pos, record, lease);
     this.pos++;
     if (room === 'early-warning') this.tellEarlyWarnings();
     await this.applyBackPressure();

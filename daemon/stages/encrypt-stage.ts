@@ -3,7 +3,7 @@ import type { Kdf, KeySource, MasterKey } from '../crypto/keys.js';
 import { RECORD_OVERHEAD } from '../crypto/record-cipher.js';
 import { HEADER_BYTES, newHeader, openHeader, parseHeader, type VolumeKey } from '../crypto/volume-header.js';
 import type { TapeObject } from '../drive/medium.js';
-import { PooledRecord } from '../drive/record-pool.js';
+import { type Lease, PooledRecord } from '../drive/record-pool.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
 import { framedSize, TAPE_MARK_SIZE } from '../sinks/simh-tap.js';
 import type { Room, Sink, SinkStatus } from '../sinks/sink.js';
@@ -135,10 +135,10 @@ export class EncryptStage implements Sink {
     return this.lower.room(this.pendingLower + header + recordBytes + RECORD_OVERHEAD);
   }
 
-  /** A record is copied into a batch as it is written: a pooled one needs no hold, nor a copy of its own. */
+  /** A pooled record is sealed where it is, held till then; any other is copied into a batch as it is written. */
   readonly holdsLeases = true;
 
-  write(record: Buffer): void {
+  write(record: Buffer, lease?: Lease): void {
     const key = this.keyForWriting();
     if (!key) return;
     if (key !== this.batchKey) {
@@ -147,7 +147,7 @@ export class EncryptStage implements Sink {
     }
     const spot = this.map.spot(this.pos);
     this.map.wrote(this.pos, 'record');
-    this.batcher.add(record, spot);
+    this.batcher.add(record, spot, lease);
     this.pos++;
     this.queue.added(record.length);
     this.pendingLower += framedSize(record.length + RECORD_OVERHEAD);

@@ -1,30 +1,79 @@
+import type { Lease } from '../drive/record-pool.js';
+
+/** A batch as it crosses to a worker: record i is `lengths[i]` bytes at `offsets[i]` of `buffers[i]`. */
+export interface BatchRecords {
+  buffers: SharedArrayBuffer[];
+  offsets: number[];
+  lengths: number[];
+}
+
+/** The records of a batch, on the worker's side. */
+export function* recordsOf(batch: BatchRecords): Generator<Uint8Array> {
+  for (let i = 0; i < batch.lengths.length; i++) yield new Uint8Array(batch.buffers[i]!, batch.offsets[i], batch.lengths[i]);
+}
+
 /**
- * Records on their way to a worker thread: copied back to back into one shared buffer, so a batch
- * crosses in one message, and the buffer goes back to a pool once the worker answered (no
- * allocation per record). The copy is needed because the caller's record buffers are reused.
+ * Records on their way to a worker thread, crossing in one message (no allocation per record).
+ * A record in shared memory that the caller leases (a pooled record from a front end) is read by
+ * the worker where it is, held until the worker answered: copying it cost the main thread as much
+ * as reading it from the socket. Any other is copied into the batch's own shared chunk, since its
+ * buffer is reused or not shared; the chunk goes back to its pool once the worker answered.
  * Shared, not transferred: a buffer handed back from a worker is new external memory to V8 each
  * time, and every 64 MB of it forced a full collection on the main thread.
  */
 export class RecordBatch<M> {
-  readonly lengths: number[] = [];
   readonly meta: M[] = [];
-  private used = 0;
+  private readonly records: BatchRecords = { buffers: [], offsets: [], lengths: [] };
+  private readonly releases: (() => void)[] = [];
+  private chunk: SharedArrayBuffer | undefined;
+  private copied = 0;
+  private total = 0;
 
-  constructor(readonly chunk: SharedArrayBuffer) {}
+  constructor(private readonly chunks: ChunkPool) {}
 
   get bytes(): number {
-    return this.used;
+    return this.total;
   }
 
+  get lengths(): number[] {
+    return this.records.lengths;
+  }
+
+  /** What the worker is sent. */
+  get message(): BatchRecords {
+    return this.records;
+  }
+
+  /** Whether a record of `length` bytes may join: a batch is a chunk's worth, or one larger record. */
   fits(length: number): boolean {
-    return this.used + length <= this.chunk.byteLength;
+    return this.total + length <= this.chunks.chunkBytes;
   }
 
-  add(record: Uint8Array, meta: M): void {
-    new Uint8Array(this.chunk, this.used, record.length).set(record);
-    this.used += record.length;
-    this.lengths.push(record.length);
+  add(record: Uint8Array, meta: M, lease?: Lease): void {
+    if (lease && record.buffer instanceof SharedArrayBuffer) {
+      this.releases.push(lease.hold());
+      this.place(record.buffer, record.byteOffset, record.length);
+    } else {
+      const chunk = (this.chunk ??= this.chunks.take(record.length));
+      new Uint8Array(chunk, this.copied, record.length).set(record);
+      this.place(chunk, this.copied, record.length);
+      this.copied += record.length;
+    }
     this.meta.push(meta);
+  }
+
+  /** Lets go of the records: once the worker answered (or the batch is dropped). */
+  done(): void {
+    for (const release of this.releases.splice(0)) release();
+    if (this.chunk) this.chunks.give(this.chunk);
+    this.chunk = undefined;
+  }
+
+  private place(buffer: SharedArrayBuffer, offset: number, length: number): void {
+    this.records.buffers.push(buffer);
+    this.records.offsets.push(offset);
+    this.records.lengths.push(length);
+    this.total += length;
   }
 }
 
@@ -66,10 +115,11 @@ export class Batcher<M> {
     private readonly gatherMs = 0,
   ) {}
 
-  add(record: Uint8Array, meta: M): void {
+  /** `lease`: the record may be read where it is, held until the batch is done (see RecordBatch). */
+  add(record: Uint8Array, meta: M, lease?: Lease): void {
     if (this.current && !this.current.fits(record.length)) this.flush();
-    this.current ??= new RecordBatch(this.chunks.take(record.length));
-    this.current.add(record, meta);
+    this.current ??= new RecordBatch(this.chunks);
+    this.current.add(record, meta, lease);
     this.timer ??= this.later(() => {
       this.timer = undefined;
       this.flush();
@@ -88,7 +138,7 @@ export class Batcher<M> {
   discard(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    if (this.current) this.chunks.give(this.current.chunk);
+    this.current?.done();
     this.current = undefined;
   }
 

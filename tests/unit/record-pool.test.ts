@@ -1,6 +1,6 @@
 /**
- * Pooled record buffers (daemon/drive/record-pool.ts): a buffer is reused only once every hold on
- * its record is released, and a mirror's copies that keep a record hold it until it is written
+ * Pooled record buffers (daemon/drive/record-pool.ts): shared memory in slabs, bounded and never
+ * let go; a buffer is reused only once every hold on its record is released, and a mirror's copies that keep a record hold it until it is written
  * (an image) or confirmed (a grpc copy).
  */
 import { createHash } from 'node:crypto';
@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
-import { RecordPool } from '../../daemon/drive/record-pool.js';
+import { type PooledRecord, RecordPool } from '../../daemon/drive/record-pool.js';
 import { writeBehindWindow } from '../../daemon/drive/write-behind-window.js';
 import { EventBus } from '../../daemon/events/events.js';
 import { startGrpcServer } from '../../daemon/frontends/grpc/server.js';
@@ -28,6 +28,9 @@ afterEach(async () => {
   mirror = undefined;
 });
 
+/** Where a record's memory is: the same place means the same buffer, reused. */
+const place = (r: PooledRecord): [ArrayBufferLike, number] => [r.data.buffer, r.data.byteOffset];
+
 describe('RecordPool', () => {
   it('reuses a buffer only after the last hold is released, and a release counts once', () => {
     const pool = new RecordPool();
@@ -37,31 +40,45 @@ describe('RecordPool', () => {
     first();
     first(); // again: no effect
     const b = pool.take(100_000);
-    expect(b.data.buffer).not.toBe(a.data.buffer); // still held by `second`
+    expect(place(b)).not.toEqual(place(a)); // still held by `second`
     second();
     const c = pool.take(70_000); // the same capacity class (128 KiB)
-    expect(c.data.buffer).toBe(a.data.buffer);
+    expect(place(c)).toEqual(place(a));
     expect(c.data.length).toBe(70_000);
     expect(() => a.hold()).toThrow('a record was held after its buffer was reused');
   });
 
-  it('keeps at most its bound of free buffers, and does not pool very large records', () => {
-    const pool = new RecordPool(256 * 1024);
-    const records = [1, 2, 3].map(() => pool.take(200_000));
-    for (const r of records) r.hold()();
-    expect(records.map(() => pool.take(200_000).data.buffer).filter((b) => records.some((r) => r.data.buffer === b))).toHaveLength(1);
+  it('hands out shared memory, so that workers read records where they are', () => {
+    const pool = new RecordPool();
+    for (const length of [1, 10_240, 262_144, 2 ** 21]) expect(pool.take(length).data.buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it('holds at most its bound of shared memory; past it, and for very large records, plain memory that is not pooled', () => {
+    const pool = new RecordPool(2 * 2 ** 21); // two slabs
+    const records = Array.from({ length: 16 }, () => pool.take(200_000)); // 256 KiB each: 8 to a slab
+    expect(records.every((r) => r.data.buffer instanceof SharedArrayBuffer)).toBe(true);
+    expect(new Set(records.map((r) => r.data.buffer)).size).toBe(2);
+    const past = pool.take(200_000);
+    expect(past.data.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    past.hold()();
+    expect(pool.take(200_000).data.buffer).not.toBe(past.data.buffer); // never given to the pool
+    records[3]!.hold()();
+    expect(place(pool.take(200_000))).toEqual(place(records[3]!));
     const big = pool.take(3 * 2 ** 20);
+    expect(big.data.buffer).not.toBeInstanceOf(SharedArrayBuffer);
     big.hold()();
     expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(big.data.buffer);
   });
 
-  it('by default keeps a whole write-behind window of free buffers: records given back in one burst are all reused', () => {
+  it('by default holds a write-behind window of records in use and as many given back in one burst, all reused', () => {
     const pool = new RecordPool();
     const count = writeBehindWindow(undefined).bytes / (256 * 1024);
+    const inUse = Array.from({ length: count }, () => pool.take(256 * 1024));
     const burst = Array.from({ length: count }, () => pool.take(256 * 1024));
+    expect([...inUse, ...burst].every((r) => r.data.buffer instanceof SharedArrayBuffer)).toBe(true);
     for (const r of burst) r.hold()(); // a sink's vectored write completes
-    const again = new Set(Array.from({ length: count }, () => pool.take(256 * 1024).data.buffer));
-    expect(burst.filter((r) => again.has(r.data.buffer))).toHaveLength(count);
+    const again = new Set(Array.from({ length: count }, () => place(pool.take(256 * 1024)).join('@')));
+    expect(burst.filter((r) => again.has(place(r).join('@')))).toHaveLength(count);
   });
 
   it('copyOf: bytes copied into a pooled buffer, or, too large to pool, kept where they are', () => {
@@ -70,7 +87,7 @@ describe('RecordPool', () => {
     reused.hold()();
     const bytes = new Uint8Array(100_000).fill(7);
     const copy = pool.copyOf(bytes);
-    expect(copy.data.buffer).toBe(reused.data.buffer);
+    expect(place(copy)).toEqual(place(reused));
     expect(copy.data.equals(bytes)).toBe(true);
     bytes.fill(0); // the caller's memory is free again: the record keeps its bytes
     expect(copy.data.every((b) => b === 7)).toBe(true);
@@ -83,21 +100,22 @@ describe('RecordPool', () => {
     expect(pool.take(3 * 2 ** 20).data.buffer).not.toBe(large.buffer); // never given to the pool
   });
 
-  it('when full, makes room with the buffers of the size idle longest: after a stream of small records, larger ones are pooled too', () => {
-    const pool = new RecordPool(1024 * 1024);
-    const small = Array.from({ length: 64 }, () => pool.take(10_240)); // 64 buffers of 16 KiB: the pool's bound
-    for (const r of small) r.hold()();
-    const large = pool.take(256 * 1024);
-    large.hold()();
-    expect(pool.take(256 * 1024).data.buffer).toBe(large.data.buffer);
-    // Those of the size in use stay: giving a second size back drops the idle one's, not its own.
-    const recent = pool.take(10_240);
-    const [x, y] = [pool.take(256 * 1024), pool.take(256 * 1024)];
-    x.hold()();
-    y.hold()();
-    recent.hold()();
-    expect(pool.take(10_240).data.buffer).toBe(recent.data.buffer);
-    expect([pool.take(256 * 1024).data.buffer, pool.take(256 * 1024).data.buffer]).toEqual([y.data.buffer, x.data.buffer]);
+  it('at its bound, a slab whose buffers are all free is cut anew for another size, the one idle longest first', () => {
+    const pool = new RecordPool(2 * 2 ** 21); // two slabs
+    const small = Array.from({ length: 128 }, () => pool.take(10_240)); // 16 KiB each: one slab
+    const large = Array.from({ length: 8 }, () => pool.take(256 * 1024)); // the other
+    const slabs = [small[0]!.data.buffer, large[0]!.data.buffer];
+    expect(slabs[0]).not.toBe(slabs[1]);
+    expect(pool.take(1_000_000).data.buffer).not.toBeInstanceOf(SharedArrayBuffer); // a third size: no slab free
+    for (const r of small.slice(1)) r.hold()();
+    expect(pool.take(1_000_000).data.buffer).not.toBeInstanceOf(SharedArrayBuffer); // one small buffer still in use
+    small[0]!.hold()();
+    for (const r of large) r.hold()();
+    // Both slabs are free now; the small one was used longest ago.
+    const megas = [pool.take(1_000_000), pool.take(1_000_000)]; // its two MiB
+    expect(megas.map((r) => r.data.buffer)).toEqual([slabs[0], slabs[0]]);
+    expect(megas.map((r) => r.data.byteOffset).sort()).toEqual([0, 2 ** 20]);
+    expect(place(pool.take(256 * 1024))).toEqual(place(large.at(-1)!)); // the large slab is still cut for 256 KiB
   });
 });
 

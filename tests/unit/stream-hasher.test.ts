@@ -2,10 +2,12 @@
  * Manifest hashing on its worker thread (daemon/manifest/stream-hasher.ts): records cross in
  * batches of shared chunks, a record larger than a chunk in one of its own, and the digests are
  * those of the bytes the drive was given, per stream and in order, even when the caller's buffer
- * is reused right after `add` (as a pooled record's is).
+ * is reused right after `add`. Pooled records given with their lease are hashed where they are:
+ * held until hashed, so the pool cannot hand their buffers out again before.
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RecordPool } from '../../daemon/drive/record-pool.js';
 import { FileHasher } from '../../daemon/manifest/manifest.js';
 import { StreamHasher } from '../../daemon/manifest/stream-hasher.js';
 
@@ -33,5 +35,33 @@ describe('StreamHasher', () => {
     reused.fill(0); // the last records are still in the batch being filled: it must hold copies
     const snapshots = await hasher.snapshot(streams);
     expect(snapshots).toEqual(streams.map((stream, s) => ({ stream, ...expected[s]!.snapshot() })));
+  });
+
+  it('hashes leased pooled records in place, holding them until hashed', async () => {
+    hasher = new StreamHasher();
+    const stream = hasher.newStream();
+    const expected = new FileHasher();
+    const pool = new RecordPool();
+    const given: Uint8Array[] = [];
+    const sameMemory = (a: Uint8Array) => given.some((g) => g.buffer === a.buffer && g.byteOffset === a.byteOffset);
+    for (let i = 0; i < 64; i++) {
+      const record = pool.take(i % 2 ? 262_144 : 10_240);
+      randomBytes(record.data.length).copy(record.data);
+      expected.add(Buffer.from(record.data));
+      const release = record.hold(); // the front end's hold, let go once the drive took the record
+      hasher.add(stream, record.data, record);
+      release();
+      given.push(record.data);
+    }
+    // Records the front end takes next must not be the ones still waiting to be hashed.
+    for (let i = 0; i < 64; i++) {
+      const next = pool.take(i % 2 ? 262_144 : 10_240);
+      expect(sameMemory(next.data)).toBe(false);
+      next.data.fill(0xee);
+    }
+    expect(await hasher.snapshot([stream])).toEqual([{ stream, ...expected.snapshot() }]);
+    // Hashed: their buffers go back to the pool.
+    const after = pool.take(262_144);
+    expect(sameMemory(after.data)).toBe(true);
   });
 });

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { sealAddon } from './seal-addon.js';
 
 /**
  * One tape record, encrypted: AES-256-GCM under the volume's record key, as
@@ -50,9 +51,14 @@ const SEAL_SLICE = 16 * 1024;
 export function sealRecord(key: Uint8Array, aad: Buffer, plain: Uint8Array, out: Buffer, at: number): void {
   const nonce = out.subarray(at, at + NONCE_BYTES);
   randomFillSync(nonce);
+  (sealAddon ?? sealWithNodeCipher)(key, nonce, aad, plain, out, at + NONCE_BYTES);
+}
+
+/** Ciphertext then tag of `plain` into `out` at `at`: what the addon does, with Node's cipher. */
+export function sealWithNodeCipher(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Buffer, at: number): void {
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
-  let end = at + NONCE_BYTES;
+  let end = at;
   for (let from = 0; from < plain.length; from += SEAL_SLICE) {
     end += cipher.update(plain.subarray(from, from + SEAL_SLICE)).copy(out, end);
   }

@@ -10,9 +10,9 @@ export type Seal = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: 
 export const SEAL_ADDON_PATH = join(packageRoot(), 'daemon', 'crypto', 'native', 'build', 'record-seal.node');
 
 /**
- * The AES-256-GCM addon (daemon/crypto/native/record-seal.c), which seals into the caller's buffer: the
- * encryption thread's CPU time at 256 KiB records went from 0.88-0.96 s/GiB to 0.45-0.53 in the bench. Where it is
- * not built (a build without a C compiler), Node's cipher seals the same bytes, slower.
+ * The AES-256-GCM addon (daemon/crypto/native/record-seal.c), which seals into the caller's buffer:
+ * the encryption thread's CPU time at 256 KiB records went from 0.88-0.96 s/GiB to 0.45-0.53 in the
+ * bench. Where it is not built (no C compiler), Node's cipher seals the same bytes, slower.
  */
 export const sealAddon: Seal | undefined = load();
 

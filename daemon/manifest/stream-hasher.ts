@@ -17,6 +17,8 @@ export interface Snapshot {
   groups: string[];
 }
 
+const HASH_BATCH_BYTES = 8 * 2 ** 20;
+
 /**
  * Manifest hashing off the main thread: records are batched to one worker thread that keeps a
  * FileHasher per stream (a tape file), in order. The bytes not hashed yet are bounded by the
@@ -25,8 +27,11 @@ export interface Snapshot {
 export class StreamHasher {
   private readonly chunks = new ChunkPool();
   private readonly worker = new WorkerClient<HashRequest, HashReply>(workerScript(import.meta.url, './hash-worker.js'), 'manifest hashing');
-  /** Hashes are needed at sync points only (which flush): records gather for a few milliseconds. */
-  private readonly batcher = new Batcher<number>(this.chunks, (batch) => this.send(batch), 5);
+  /**
+   * Hashes are needed at sync points only (which flush): records gather for a few milliseconds, up
+   * to HASH_BATCH_BYTES of them when read where they are (each batch wakes the worker).
+   */
+  private readonly batcher = new Batcher<number>(this.chunks, (batch) => this.send(batch), { gatherMs: 5, maxBytes: HASH_BATCH_BYTES });
   private readonly queue = new WriteQueue();
   private nextStream = 1;
 

@@ -12,6 +12,11 @@ export function* recordsOf(batch: BatchRecords): Generator<Uint8Array> {
   for (let i = 0; i < batch.lengths.length; i++) yield new Uint8Array(batch.buffers[i]!, batch.offsets[i], batch.lengths[i]);
 }
 
+/** Whether a worker reads the record where it is: leased (its memory kept for it) and shared. */
+function readInPlace(record: Uint8Array, lease: Lease | undefined): lease is Lease {
+  return lease !== undefined && record.buffer instanceof SharedArrayBuffer;
+}
+
 /**
  * Records on their way to a worker thread, crossing in one message (no allocation per record).
  * A record in shared memory that the caller leases (a pooled record from a front end) is read by
@@ -29,7 +34,10 @@ export class RecordBatch<M> {
   private copied = 0;
   private total = 0;
 
-  constructor(private readonly chunks: ChunkPool) {}
+  constructor(
+    private readonly chunks: ChunkPool,
+    private readonly maxBytes = chunks.chunkBytes,
+  ) {}
 
   get bytes(): number {
     return this.total;
@@ -44,15 +52,18 @@ export class RecordBatch<M> {
     return this.records;
   }
 
-  /** Whether a record of `length` bytes may join: a batch is a chunk's worth, or one larger record. */
-  fits(length: number): boolean {
-    return this.total + length <= this.chunks.chunkBytes;
+  /**
+   * Whether a record of `length` bytes may join: a batch holds at most `maxBytes`, of which a
+   * chunk's worth copied (or one larger record on its own).
+   */
+  fits(length: number, inPlace: boolean): boolean {
+    return this.total + length <= this.maxBytes && (inPlace || this.copied + length <= this.chunks.chunkBytes);
   }
 
   add(record: Uint8Array, meta: M, lease?: Lease): void {
-    if (lease && record.buffer instanceof SharedArrayBuffer) {
+    if (readInPlace(record, lease)) {
       this.releases.push(lease.hold());
-      this.place(record.buffer, record.byteOffset, record.length);
+      this.place(record.buffer as SharedArrayBuffer, record.byteOffset, record.length); // shared, as readInPlace checked
     } else {
       const chunk = (this.chunk ??= this.chunks.take(record.length));
       new Uint8Array(chunk, this.copied, record.length).set(record);
@@ -112,13 +123,13 @@ export class Batcher<M> {
   constructor(
     private readonly chunks: ChunkPool,
     private readonly send: (batch: RecordBatch<M>) => void,
-    private readonly gatherMs = 0,
+    private readonly options: { gatherMs?: number; maxBytes?: number } = {},
   ) {}
 
   /** `lease`: the record may be read where it is, held until the batch is done (see RecordBatch). */
   add(record: Uint8Array, meta: M, lease?: Lease): void {
-    if (this.current && !this.current.fits(record.length)) this.flush();
-    this.current ??= new RecordBatch(this.chunks);
+    if (this.current && !this.current.fits(record.length, readInPlace(record, lease))) this.flush();
+    this.current ??= new RecordBatch(this.chunks, this.options.maxBytes);
     this.current.add(record, meta, lease);
     this.timer ??= this.later(() => {
       this.timer = undefined;
@@ -143,8 +154,8 @@ export class Batcher<M> {
   }
 
   private later(run: () => void): { cancel(): void } {
-    if (this.gatherMs > 0) {
-      const t = setTimeout(run, this.gatherMs);
+    if (this.options.gatherMs) {
+      const t = setTimeout(run, this.options.gatherMs);
       return { cancel: () => clearTimeout(t) };
     }
     const i = setImmediate(run);

@@ -1,7 +1,7 @@
 /** Worker thread of StreamHasher: one FileHasher per stream (tape file), fed in order. */
+import { recordsOf } from '../workers/record-batch.js';
 import { serveRequests } from '../workers/serve-requests.js';
 import type { HashReply, HashRequest } from './stream-hasher.js';
-import { recordsOf } from '../workers/record-batch.js';
 import { FileHasher } from './manifest.js';
 
 const hashers = new Map<number, FileHasher>();

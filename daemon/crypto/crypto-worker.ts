@@ -1,5 +1,5 @@
 /** Worker thread of the crypto pool: seals batches of records, opens single records. */
-import { recordsOf } from '../workers/record-batch.js';
+import { recordAt } from '../workers/record-batch.js';
 import { serveRequests } from '../workers/serve-requests.js';
 import { type CryptoReply, type CryptoRequest } from './crypto-pool.js';
 import { openRecord, RECORD_OVERHEAD, recordAad, sealRecord } from './record-cipher.js';
@@ -14,13 +14,10 @@ serveRequests<CryptoRequest, CryptoReply>((request) => {
     if (request.out && request.out.byteLength < total) throw new Error(`a sealed batch of ${total} bytes was given ${request.out.byteLength}`);
     // The caller's shared buffer, or one of its own, which is handed over whole.
     const out = request.out ? Buffer.from(request.out) : Buffer.allocUnsafeSlow(total);
-    let i = 0;
-    let at = 0;
-    for (const record of recordsOf(request)) {
+    for (let i = 0, at = 0; i < lengths.length; i++) {
       recordAad(keyId, { volume: request.volume, file: spots[2 * i]!, record: spots[2 * i + 1]! }, aad);
-      sealRecord(request.recordKey, aad, record, out, at);
-      at += record.length + RECORD_OVERHEAD;
-      i++;
+      sealRecord(request.recordKey, aad, recordAt(request, i), out, at);
+      at += lengths[i]! + RECORD_OVERHEAD;
     }
     if (request.out) return { reply: {} }; // sealed where the caller reads them
     return { reply: { sealed: out.buffer as ArrayBuffer }, transfer: [out.buffer as ArrayBuffer] };

@@ -32,7 +32,7 @@ const SLAB_BYTES = MAX_POOLED;
 const SHARED_BYTES = 2 * writeBehindWindow(undefined).bytes;
 
 /** A slab of shared memory, cut into buffers of one capacity; recut to another once all are free. */
-class Slab {
+class Slab implements BufferHome {
   capacity = 0;
   free: Buffer[] = [];
   private count = 0;
@@ -43,6 +43,10 @@ class Slab {
 
   get unused(): boolean {
     return this.free.length === this.count;
+  }
+
+  give(backing: Buffer): void {
+    this.free.push(backing);
   }
 
   cut(capacity: number): void {
@@ -68,9 +72,8 @@ class Slab {
  * of 10 KiB records must not leave the next one, of 256 KiB records, without buffers). Beyond the
  * bound, and for records too large to pool, a record gets plain memory, which V8 counts and frees.
  */
-export class RecordPool implements BufferHome {
+export class RecordPool {
   private readonly slabs: Slab[] = [];
-  private readonly slabOf = new Map<SharedArrayBuffer, Slab>();
   private clock = 0;
 
   constructor(private readonly maxSharedBytes = SHARED_BYTES) {}
@@ -82,7 +85,7 @@ export class RecordPool implements BufferHome {
     const slab = this.slabFor(capacity);
     if (!slab) return new PooledRecord(Buffer.allocUnsafeSlow(length), length, undefined);
     slab.lastUse = ++this.clock;
-    return new PooledRecord(slab.free.pop()!, length, this);
+    return new PooledRecord(slab.free.pop()!, length, slab);
   }
 
   /**
@@ -97,11 +100,6 @@ export class RecordPool implements BufferHome {
     return record;
   }
 
-  /** @internal from PooledRecord, once its last hold is released */
-  give(backing: Buffer): void {
-    this.slabOf.get(backing.buffer as SharedArrayBuffer)!.free.push(backing);
-  }
-
   /** A slab with a free buffer of `capacity`: one cut for it, a new one, or one recut; none past the bound. */
   private slabFor(capacity: number): Slab | undefined {
     const cut = this.slabs.find((s) => s.capacity === capacity && s.free.length > 0);
@@ -110,7 +108,6 @@ export class RecordPool implements BufferHome {
     if ((this.slabs.length + 1) * SLAB_BYTES <= this.maxSharedBytes) {
       slab = new Slab(new SharedArrayBuffer(SLAB_BYTES));
       this.slabs.push(slab);
-      this.slabOf.set(slab.memory, slab);
     } else {
       for (const s of this.slabs) if (s.unused && (!slab || s.lastUse < slab.lastUse)) slab = s;
     }

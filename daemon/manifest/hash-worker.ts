@@ -1,5 +1,5 @@
 /** Worker thread of StreamHasher: one FileHasher per stream (tape file), fed in order. */
-import { recordsOf } from '../workers/record-batch.js';
+import { recordAt } from '../workers/record-batch.js';
 import { serveRequests } from '../workers/serve-requests.js';
 import type { HashReply, HashRequest } from './stream-hasher.js';
 import { FileHasher } from './manifest.js';
@@ -10,8 +10,7 @@ const hasher = (stream: number) => hashers.get(stream) ?? hashers.set(stream, ne
 serveRequests<HashRequest, HashReply>((request) => {
   switch (request.op) {
     case 'records': {
-      let i = 0;
-      for (const record of recordsOf(request)) hasher(request.streams[i++]!).add(record);
+      for (let i = 0; i < request.lengths.length; i++) hasher(request.streams[i]!).add(recordAt(request, i));
       return { reply: {} };
     }
     case 'snapshot':

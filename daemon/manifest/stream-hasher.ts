@@ -80,15 +80,12 @@ export class StreamHasher {
 
   private send(batch: RecordBatch<number>): void {
     const bytes = batch.bytes;
-    this.worker.request({ op: 'records', ...batch.message, streams: batch.meta }).then(
-      () => {
-        batch.done();
-        this.queue.done(bytes);
-      },
-      (err: Error) => {
-        batch.done();
-        this.queue.fail(err);
-      },
-    );
+    this.worker
+      .request({ op: 'records', ...batch.message, streams: batch.meta })
+      .then(
+        () => this.queue.done(bytes),
+        (err: Error) => this.queue.fail(err),
+      )
+      .finally(() => batch.done());
   }
 }

@@ -7,9 +7,9 @@ export interface BatchRecords {
   lengths: number[];
 }
 
-/** The records of a batch, on the worker's side. */
-export function* recordsOf(batch: BatchRecords): Generator<Uint8Array> {
-  for (let i = 0; i < batch.lengths.length; i++) yield new Uint8Array(batch.buffers[i]!, batch.offsets[i], batch.lengths[i]);
+/** Record `i` of a batch, on the worker's side. */
+export function recordAt(batch: BatchRecords, i: number): Uint8Array {
+  return new Uint8Array(batch.buffers[i]!, batch.offsets[i], batch.lengths[i]);
 }
 
 /** Whether a worker reads the record where it is: leased (its memory kept for it) and shared. */

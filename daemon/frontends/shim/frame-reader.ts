@@ -33,7 +33,7 @@ export class FrameReader {
   }
 
   /** For net.connect: reads land where `buffer()` says and their frames go to `onFrames`. */
-  get socketOptions(): { onread: OnReadOpts } {
+  get socketOptions(): { onread: OnReadOpts & { buffer: () => Buffer } } {
     return { onread: { buffer: () => this.buffer(), callback: (n) => this.received(n) } };
   }
 

@@ -95,6 +95,24 @@ it('a ticket that was never offered, one used already, or none at all opens noth
   await session.close();
 });
 
+it('a ticket that arrives in pieces still opens the channel, and the records after it land whole', async () => {
+  const { open, copy } = await served();
+  const session = await open();
+  const socket = connectTcp(session.channelOffer!.port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.setNoDelay(true);
+  session.useChannel(socket); // before the ticket: a channel the daemon closes fails the session
+  const hello = Buffer.concat(attachFrame(session.channelOffer!.ticket));
+  for (const cut of [[0, 5], [5, 20], [20, hello.length]]) {
+    socket.write(hello.subarray(cut[0], cut[1]));
+    await sleep(20); // each piece its own read on the daemon's side
+  }
+  expect(await Promise.all([1, 2].map((n) => session.write(record(300_000, n), true, true)))).toEqual([300_000, 300_000]);
+  await session.close();
+  expect(copy.contents(1).map(tag)).toEqual([1, 2, 'FM']);
+  expect(copy.contents(1)[1]!.equals(record(300_000, 2))).toBe(true);
+});
+
 it('a frame the channel cannot carry ends the session: the client learns it, and the drive is free again', async () => {
   const { open, drive } = await served();
   const { session, socket } = await onChannel(open);

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterEach, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { MtOp } from '../../daemon/drive/mtio.js';
 import { Errno } from '../../daemon/drive/tape-error.js';
 import { EventBus } from '../../daemon/events/events.js';
 import { attachFrame } from '../../daemon/frontends/grpc/channel-frames.js';
+import { readingDirectly } from '../../daemon/frontends/grpc/record-channel-server.js';
 import { startGrpcServer } from '../../daemon/frontends/grpc/server.js';
 import { encodeHeader } from '../../daemon/frontends/shim/frames.js';
 import { memoryDrive, record, tag } from '../support/memory-drive.js';
@@ -111,6 +112,37 @@ it('a ticket that arrives in pieces still opens the channel, and the records aft
   await session.close();
   expect(copy.contents(1).map(tag)).toEqual([1, 2, 'FM']);
   expect(copy.contents(1)[1]!.equals(record(300_000, 2))).toBe(true);
+});
+
+it('this Node lets the record port move an accepted connection to a socket that reads into the buffers it gives', async () => {
+  const server = createServer({ pauseOnConnect: true });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  stops.push(() => void server.close());
+  const target = Buffer.alloc(6);
+  let filled = 0;
+  const moved = new Promise<Socket | undefined>((resolve) => {
+    server.once('connection', (accepted: Socket) => {
+      const socket = readingDirectly(accepted, {
+        buffer: () => target.subarray(filled),
+        callback: (n) => {
+          filled += n;
+          return true;
+        },
+      });
+      socket?.on('data', () => expect.fail('no data events: reads go to the given buffer'));
+      stops.push(() => void (socket ?? accepted).destroy());
+      resolve(socket);
+    });
+  });
+  const client = connectTcp((server.address() as { port: number }).port, '127.0.0.1');
+  stops.push(() => void client.destroy());
+  const socket = await moved;
+  expect(socket).toBeDefined(); // else the record port reads from 'data' events: a copy per read
+  client.write('tape');
+  await sleep(20);
+  client.write('!!');
+  while (filled < 6) await sleep(5);
+  expect(target.toString()).toBe('tape!!');
 });
 
 it('a frame the channel cannot carry ends the session: the client learns it, and the drive is free again', async () => {

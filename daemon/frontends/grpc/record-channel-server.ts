@@ -105,7 +105,7 @@ export class RecordChannelServer {
       return more && !closed;
     };
     const { onread } = reader.socketOptions;
-    const socket = this.secure ? accepted : readingDirectly(accepted, {
+    const direct = this.secure ? undefined : readingDirectly(accepted, {
       buffer: () => hello?.subarray(helloFill) ?? onread.buffer(),
       callback: (n, buf) => {
         if (!hello) return onread.callback(n, buf);
@@ -113,8 +113,10 @@ export class RecordChannelServer {
         return !closed;
       },
     });
-    if (this.secure) {
-      // TLS deciphers into fresh buffers anyway: frames are copied out of 'data' events.
+    const socket = direct ?? accepted;
+    if (!direct) {
+      // Frames copied out of 'data' events: TLS deciphers into fresh buffers anyway; and a Node
+      // whose sockets no longer keep their handle where readingDirectly finds it still works.
       socket.on('data', (bytes: Buffer) => {
         let rest = bytes;
         if (hello) {
@@ -134,6 +136,7 @@ export class RecordChannelServer {
         }
         if (!reader.onFrames(frames, malformed)) socket.pause();
       });
+      socket.resume(); // accepted paused (pauseOnConnect)
     }
     this.sockets.add(socket);
     socket.setNoDelay(true);
@@ -178,12 +181,13 @@ export class RecordChannelServer {
  * it creates, so the accepted handle, not yet read from (pauseOnConnect), moves to a new socket;
  * the accepted one lets go of it and leaves the server's count. Read from 'data' events, each read
  * cost a fresh 64 KiB buffer and a copy into the record: a fifth of the receiving daemon's main
- * thread in E's bench.
+ * thread in E's bench. Undefined where the handle is not found (`_handle` is private to Node).
  */
-function readingDirectly(accepted: Socket, onread: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean }): Socket {
+export function readingDirectly(accepted: Socket, onread: { buffer: () => Uint8Array; callback: (n: number, buf: Uint8Array) => boolean }): Socket | undefined {
   // `_handle`, Node's private field for the socket's libuv stream, is what its `handle` option takes.
-  const owner = accepted as unknown as { _handle: unknown };
+  const owner = accepted as unknown as { _handle: { readStart?: unknown } | null | undefined };
   const handle = owner._handle;
+  if (typeof handle?.readStart !== 'function') return undefined;
   owner._handle = null;
   accepted.destroy();
   return new Socket({ handle, readable: true, writable: true, onread } as SocketConstructorOpts);

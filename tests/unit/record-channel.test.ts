@@ -118,7 +118,7 @@ it('this Node lets the record port move an accepted connection to a socket that 
   const server = createServer({ pauseOnConnect: true });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   stops.push(() => void server.close());
-  const target = Buffer.alloc(6);
+  const target = Buffer.alloc(64); // never full: a read into no room fails (ENOBUFS)
   let filled = 0;
   const moved = new Promise<Socket | undefined>((resolve) => {
     server.once('connection', (accepted: Socket) => {
@@ -142,7 +142,7 @@ it('this Node lets the record port move an accepted connection to a socket that 
   await sleep(20);
   client.write('!!');
   while (filled < 6) await sleep(5);
-  expect(target.toString()).toBe('tape!!');
+  expect(target.subarray(0, filled).toString()).toBe('tape!!');
 });
 
 it('a frame the channel cannot carry ends the session: the client learns it, and the drive is free again', async () => {

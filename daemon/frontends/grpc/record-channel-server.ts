@@ -84,31 +84,34 @@ export class RecordChannelServer {
   }
 
   private accept(accepted: Socket): void {
-    const reader = new FrameReader(this.pool, this.secure ? 0 : undefined);
-    /** The first frame, gathered before anything is allocated for a connection not yet trusted. */
-    let hello: Buffer | undefined = Buffer.alloc(HELLO_BYTES);
+    /** The first frame, gathered before anything else is allocated for a connection not yet trusted. */
+    const hello = Buffer.alloc(HELLO_BYTES);
     let helloFill = 0;
+    /** Its frames, from the first after a live ticket, and where the reader wants them read; the channel they go to. */
+    let reader: FrameReader | undefined;
+    let readerReads: FrameReader['socketOptions']['onread'] | undefined;
     let channel: AttachedChannel | undefined;
     let closed = false;
     /** n more bytes of the ATTACH frame are in `hello`; once it is whole, it attaches. */
     const greeted = (n: number) => {
       helloFill += n;
       if (helloFill < HELLO_BYTES) return;
-      channel = this.attach(hello!, socket, close);
-      hello = undefined;
+      channel = this.attach(hello, socket, close);
       clearTimeout(unattended);
-      if (!channel) close('no valid ticket');
+      if (!channel) return close('no valid ticket');
+      reader = new FrameReader(this.pool, direct ? undefined : 0); // 'data' events need no staging buffer
+      reader.onFrames = (frames, malformed) => {
+        const more = closed || frames.length === 0 || channel!.onFrames(frames);
+        if (malformed) close(malformed.message);
+        return more && !closed;
+      };
+      readerReads = reader.socketOptions.onread;
     };
-    reader.onFrames = (frames, malformed) => {
-      const more = closed || frames.length === 0 || channel!.onFrames(frames);
-      if (malformed) close(malformed.message);
-      return more && !closed;
-    };
-    const { onread } = reader.socketOptions;
     const direct = this.secure ? undefined : readingDirectly(accepted, {
-      buffer: () => hello?.subarray(helloFill) ?? onread.buffer(),
+      // Node asks for the next buffer even after a read that closed the connection: `hello` then.
+      buffer: () => readerReads?.buffer() ?? (helloFill < HELLO_BYTES ? hello.subarray(helloFill) : hello),
       callback: (n, buf) => {
-        if (!hello) return onread.callback(n, buf);
+        if (readerReads) return readerReads.callback(n, buf);
         greeted(n);
         return !closed;
       },
@@ -119,7 +122,7 @@ export class RecordChannelServer {
       // whose sockets no longer keep their handle where readingDirectly finds it still works.
       socket.on('data', (bytes: Buffer) => {
         let rest = bytes;
-        if (hello) {
+        if (helloFill < HELLO_BYTES) {
           const take = Math.min(HELLO_BYTES - helloFill, bytes.length);
           bytes.copy(hello, helloFill, 0, take);
           greeted(take);
@@ -129,12 +132,12 @@ export class RecordChannelServer {
         let frames: Frame[];
         let malformed: FrameError | undefined;
         try {
-          frames = reader.push(rest);
+          frames = reader!.push(rest);
         } catch (err) {
           if (!(err instanceof FrameError)) throw err;
           [frames, malformed] = [err.frames, err];
         }
-        if (!reader.onFrames(frames, malformed)) socket.pause();
+        if (!reader!.onFrames(frames, malformed)) socket.pause();
       });
       socket.resume(); // accepted paused (pauseOnConnect)
     }
@@ -152,7 +155,7 @@ export class RecordChannelServer {
     socket.on('close', () => {
       this.sockets.delete(socket);
       clearTimeout(unattended);
-      close(reader.buffered > 0 ? 'connection closed mid-frame' : 'connection closed');
+      close((reader?.buffered ?? 0) > 0 ? 'connection closed mid-frame' : 'connection closed');
     });
   }
 

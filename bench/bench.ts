@@ -42,7 +42,7 @@ if (opts.help) {
   --runs N          runs per contender and record size; the median is reported (default 5)
   --sizes LIST      record sizes in bytes (default 10240,65536,262144,1048576)
   --mib N           MiB written per run (default 1024)
-  --only LIST       contenders to run: A,Bfile,Btar,Cdd,Ctar,Tee,D,E,F (default all)
+  --only LIST       contenders to run: A,Bfile,Btar,Cdd,Ctar,Tee,D,E,F,Floor (default all)
   --long            also stream 10 GiB through the drive and print the daemon's peak RSS
   --no-manifests    run the daemons without manifests (what recording them costs)
 
@@ -56,7 +56,7 @@ const ONLY = opts.only ? opts.only.split(',') : [];
 const root = packageRoot();
 const CLI = join(root, 'dist', 'client', 'tapeproxy.js');
 
-type Contender = 'A' | 'Bfile' | 'Btar' | 'Cdd' | 'Ctar' | 'Tee' | 'D' | 'E' | 'F';
+type Contender = 'A' | 'Bfile' | 'Btar' | 'Cdd' | 'Ctar' | 'Tee' | 'D' | 'E' | 'F' | 'Floor';
 
 interface Daemon {
   device: string;
@@ -94,6 +94,9 @@ async function main(): Promise<void> {
       }
       return encrypting;
     };
+    // Floor: dd into a FUSE file that answers every write at once (bench/fuse-floor.c), mounted as
+    // the shim mounts the drive: what the FUSE round trip alone allows, in the same run as Cdd.
+    const floor = ONLY.length === 0 || ONLY.includes('Floor') ? await startFuseFloor(shm) : undefined;
     let rss: Record<string, number> = {};
     try {
       for (const R of SIZES) {
@@ -121,6 +124,7 @@ async function main(): Promise<void> {
               return sh(`dd if=${input} of=${grpcPair.local.device} bs=${R} conv=notrunc status=none; times`);
             },
           }),
+          ...(floor && { Floor: () => sh(`dd if=${input} of=${floor.file} bs=${R} conv=notrunc status=none`) }),
           F: async () => {
             const { device } = await encryptingDrive();
             await mtRewind(device);
@@ -153,6 +157,7 @@ async function main(): Promise<void> {
       await daemon.stop();
       await grpcPair?.stop();
       await encrypting?.stop();
+      await floor?.stop();
     }
     let longRun: { gib: number; peakRssMiB: number; seconds: number } | undefined;
     if (opts.long) longRun = await tenGiB();
@@ -164,7 +169,7 @@ async function main(): Promise<void> {
 
 async function report(seconds: Record<string, number>, peakRssMiB: Record<string, number>, cpuPerGiB: Record<string, number>, longRun?: object) {
   const gibps = (key: string) => (seconds[key] ? BYTES / 2 ** 30 / seconds[key] : undefined);
-  const names: Contender[] = ['A', 'Bfile', 'Btar', 'Tee', 'Cdd', 'Ctar', 'D', 'E', 'F'];
+  const names: Contender[] = ['A', 'Bfile', 'Btar', 'Tee', 'Cdd', 'Ctar', 'D', 'E', 'F', 'Floor'];
   const rows = names.map((n) => [n, ...SIZES.map((R) => gibps(`${n}@${R}`)?.toFixed(2) ?? '-')]);
   console.log(`\nGiB/s, median of ${RUNS} runs of ${BYTES / 2 ** 20} MiB, sinks on tmpfs`);
   console.log(table([['', ...SIZES.map(sizeLabel)], ...rows]));
@@ -183,10 +188,13 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     ratio('D', 'Cdd', R);
     ratio('E', 'Cdd', R);
     ratio('F', 'Cdd', R);
+    ratio('Cdd', 'Floor', R);
   }
   const recordsPerSecond: Record<string, number> = {};
   for (const R of SIZES) {
-    if (seconds[`Cdd@${R}`]) recordsPerSecond[`Cdd@${R}`] = Math.round(BYTES / R / seconds[`Cdd@${R}`]!);
+    for (const name of ['Cdd', 'Floor']) {
+      if (seconds[`${name}@${R}`]) recordsPerSecond[`${name}@${R}`] = Math.round(BYTES / R / seconds[`${name}@${R}`]!);
+    }
   }
   const targets: [string, number][] = [
     ['Cdd/Bfile@262144', 0.6],
@@ -203,7 +211,9 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
     console.log(`${key.padEnd(26)} ${v?.toFixed(3) ?? '-'.padStart(5)}   ≥ ${target}  ${v === undefined ? '' : v >= target ? 'met' : 'MISSED'}`);
   }
   const rps = recordsPerSecond['Cdd@10240'];
-  console.log(`Cdd@10240 records/s        ${rps ?? '-'}   ≥ 50000  ${rps === undefined ? '' : rps >= 50000 ? 'met' : 'MISSED'}`);
+  const floorRps = recordsPerSecond['Floor@10240'];
+  const ceiling = floorRps === undefined ? '' : ` (Floor, a FUSE file that only answers: ${floorRps})`;
+  console.log(`Cdd@10240 records/s        ${rps ?? '-'}   ≥ 50000  ${rps === undefined ? '' : rps >= 50000 ? 'met' : 'MISSED'}${ceiling}`);
   const encrypting = peakRssMiB.encryptingDaemon ? `, daemon with an encrypted copy (F) ${peakRssMiB.encryptingDaemon}` : '';
   console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
@@ -287,6 +297,28 @@ async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`
     address: addresses.get('listening')!,
     metrics: addresses.get('metrics listening')!,
     pid: proc.pid!,
+    async stop() {
+      proc.kill('SIGTERM');
+      await proc;
+    },
+  };
+}
+
+/** bench/fuse-floor.c, built for this run and mounted over a file in `dir` until stop(). */
+async function startFuseFloor(dir: string) {
+  const program = join(dir, 'fuse-floor');
+  const shim = join(root, 'cuse-shim');
+  await sh(`cc -O2 -std=c11 -Wall -Wextra -Werror -D_FILE_OFFSET_BITS=64 -I${shim} $(pkg-config --cflags fuse3) ${join(root, 'bench', 'fuse-floor.c')} ${join(shim, 'writer-cpu.c')} -o ${program} $(pkg-config --libs fuse3)`);
+  const file = join(dir, 'floor0');
+  await writeFile(file, '');
+  const proc = execa(program, [file], { reject: false });
+  const mounted = async () => (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').some((line) => line.split(' ')[4] === file);
+  for (let i = 0; !(await mounted()); i++) {
+    if (i === 100 || proc.exitCode !== null) throw new Error(`fuse-floor did not mount ${file}: ${(await proc).stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    file,
     async stop() {
       proc.kill('SIGTERM');
       await proc;

@@ -147,6 +147,7 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
       window: window.records,
       windowBytes: window.bytes,
       maxRecord: d.maxRecord,
+      followWriter: d.followWriter,
     },
     log,
   );

@@ -25,6 +25,7 @@ interface Args {
   'runtime-dir'?: string;
   'catalog-dir'?: string;
   manifests?: boolean;
+  'follow-writer'?: boolean;
   metrics?: string;
   'record-port'?: string;
   'tls-cert'?: string;
@@ -64,6 +65,10 @@ export const daemonCommand = {
       .option('runtime-dir', { type: 'string', describe: `where the shims' sockets go (default ${DEFAULTS.runtimeDir})` })
       .option('catalog-dir', { type: 'string', describe: `where the catalog of sessions goes (default ${defaultCatalogDir()})` })
       .option('manifests', { type: 'boolean', describe: 'record manifests next to images and in the catalog (default on; --no-manifests)' })
+      .option('follow-writer', {
+        type: 'boolean',
+        describe: "the device's shim serves reads and writes on the CPU the writer last ran on, within its own CPUs (default on; --no-follow-writer)",
+      })
       .option('metrics', { type: 'string', describe: 'serve Prometheus metrics at http://HOST:PORT/metrics (PORT alone: on 127.0.0.1; default off)' })
       .option('record-port', {
         type: 'string',
@@ -164,6 +169,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
           'device-mode': args['device-mode'],
           'device-group': args['device-group'],
           manifests: args.manifests,
+          'follow-writer': args['follow-writer'],
         },
       ],
     });

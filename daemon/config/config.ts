@@ -23,6 +23,7 @@ export const DEFAULTS = {
   maxRecord: '1M',
   window: '16M',
   autoload: true,
+  followWriter: true,
   stallTimeout: 120,
 } as const;
 
@@ -74,6 +75,7 @@ const DriveSchema = z
     'device-mode': z.string().regex(/^0?[0-7]{3}$/, 'an octal mode such as 0660').default(DEFAULTS.deviceMode),
     'device-group': z.string().min(1).default(DEFAULTS.deviceGroup),
     manifests: z.boolean().optional(),
+    'follow-writer': z.boolean().default(DEFAULTS.followWriter),
   })
   .strict()
   .refine((d) => !(d.fuse && d.cuse), { message: 'a drive has either a fuse file or a cuse device, not both', path: ['cuse'] });
@@ -108,6 +110,8 @@ export interface DriveConfig {
   device?: { kind: 'fuse'; path: string } | { kind: 'cuse'; name: string };
   deviceMode: string;
   deviceGroup: string;
+  /** The shim serves reads and writes on the CPU its writer last ran on (cuse-shim/writer-cpu.h). */
+  followWriter: boolean;
   /** Record manifests and the catalog (default true). */
   manifests?: boolean;
 }
@@ -163,6 +167,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       ...(d.cuse && { device: { kind: 'cuse' as const, name: d.cuse === true ? d.name : d.cuse } }),
       deviceMode: d['device-mode'],
       deviceGroup: d['device-group'],
+      followWriter: d['follow-writer'],
       manifests: d.manifests,
     })),
     ...(parsed.data.metrics && { metrics: parsed.data.metrics }),

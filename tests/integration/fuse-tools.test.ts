@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
@@ -187,5 +188,43 @@ describe('shim supervision', () => {
     expect(status.exitCode).toBe(0);
     expect(await shimPid()).not.toBe(first);
     expect(status.stdout).toContain('File number=1, block number=0'); // the drive kept its position
+  });
+});
+
+/**
+ * The shim's session thread runs on the CPU its writer last ran on (cuse-shim/writer-cpu.h), for
+ * writes and reads alike; the link's reader thread keeps the CPUs it started with. Two CPUs needed.
+ */
+describe.skipIf(cpus().length < 2)('the shim follows its writer', () => {
+  const allowed = async (pid: number, tid: number) => /Cpus_allowed_list:\s*(\S+)/.exec(await readFile(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1];
+  const shimThreads = async (dev: string) => {
+    const pid = Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${dev}`])).stdout.split('\n')[0]);
+    const tids = (await execa('ls', [`/proc/${pid}/task`])).stdout.split('\n').map(Number);
+    return { pid, others: tids.filter((t) => t !== pid) }; // the session loop is the main thread
+  };
+  const ddOn = (cpu: number, ...args: string[]) => execa('taskset', ['-c', String(cpu), 'dd', 'bs=10k', 'count=4', 'status=none', ...args], { input: randomBytes(40 * 1024) });
+  const everyCpu = `0-${cpus().length - 1}`;
+
+  it('a writer on CPU 1, then one on CPU 0, then a reader on CPU 1: the session thread goes with each', async () => {
+    const dev = await fuseDrive([`file:${dir.path}/a.tap`]);
+    const { pid, others } = await shimThreads(dev);
+    expect(await allowed(pid, pid)).toBe(everyCpu);
+    await ddOn(1, `of=${dev}`, 'conv=notrunc');
+    expect(await allowed(pid, pid)).toBe('1');
+    await mt(dev, 'rewind');
+    await ddOn(0, `of=${dev}`, 'conv=notrunc');
+    expect(await allowed(pid, pid)).toBe('0');
+    await mt(dev, 'rewind');
+    await ddOn(1, `if=${dev}`, 'of=/dev/null');
+    expect(await allowed(pid, pid)).toBe('1');
+    for (const tid of others) expect(await allowed(pid, tid), `shim thread ${tid}`).toBe(everyCpu);
+  });
+
+  it('--no-follow-writer leaves it where it was', async () => {
+    const device = join(dir.path, 'pnst0');
+    daemon = await startDaemon(['--drive', 'pnst0', '--fuse', device, '--runtime-dir', join(dir.path, 'run'), '--no-follow-writer', '--sink', `file:${dir.path}/a.tap`]);
+    const { pid } = await shimThreads(device);
+    await ddOn(1, `of=${device}`, 'conv=notrunc');
+    expect(await allowed(pid, pid)).toBe(everyCpu);
   });
 });

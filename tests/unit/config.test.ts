@@ -10,7 +10,7 @@ import { SinkUriError, sinkFromUri } from '../../daemon/sinks/sink-uri.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 /** A drive without a kernel device still carries the device defaults. */
-const NO_DEVICE = { deviceMode: '0660', deviceGroup: 'tape' };
+const NO_DEVICE = { deviceMode: '0660', deviceGroup: 'tape', followWriter: true };
 const K = 2 ** 10;
 const M = 2 ** 20;
 const G = 2 ** 30;
@@ -147,6 +147,7 @@ describe('validateConfig', () => {
       maxRecord: '1M',
       window: '16M',
       autoload: true,
+      followWriter: true,
       stallTimeout: 120,
     });
   });
@@ -163,6 +164,8 @@ describe('validateConfig', () => {
     expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], fuse: 'x', cuse: true }] }, 'drives[0].cuse: a drive has either a fuse file or a cuse device, not both');
     expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], fuse: 'x', 'max-record': '2M', window: '4M' }] }, 'drives[0].max-record: a FUSE file carries records of at most 1M (its max_write)');
     expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], 'device-mode': 'rw' }] }, 'drives[0].device-mode: an octal mode such as 0660');
+    expect(drive({ fuse: './pnst0', 'follow-writer': false })?.followWriter).toBe(false);
+    expectConfigError({ drives: [{ name: 'a', sinks: ['mem:'], 'follow-writer': 'no' }] }, 'drives[0].follow-writer: Invalid input: expected boolean, received string');
   });
 
   it('takes sizes as text or numbers and keeps explicit values', () => {
@@ -202,7 +205,7 @@ describe('validateConfig', () => {
         'drives[0].name: letters, digits, ".", "_" and "-" only',
         "drives[0].window: invalid size '12Q': expected a number with an optional K, M, G or T suffix",
         'drives[0].autoload: Invalid input: expected boolean, received string',
-        "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, stall-timeout, autoload, fuse, cuse, device-mode, device-group, manifests",
+        "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, stall-timeout, autoload, fuse, cuse, device-mode, device-group, manifests, follow-writer",
       ].join('\n'),
     );
   });

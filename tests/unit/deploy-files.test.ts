@@ -34,6 +34,7 @@ it('the example config in deploy/ is valid and means what its comments say', asy
         device: { kind: 'cuse', name: 'pnst0' },
         deviceMode: '0660',
         deviceGroup: 'tape',
+        followWriter: true,
       },
     ],
   });

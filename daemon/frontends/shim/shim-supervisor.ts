@@ -21,6 +21,8 @@ export interface ShimOptions {
   /** Bytes of write-behind records in flight at most: less than the smallest early-warning zone. */
   windowBytes: number;
   maxRecord: number;
+  /** Serve reads and writes on the CPU the writer last ran on (the shim's default). */
+  followWriter: boolean;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -61,6 +63,7 @@ export class ShimSupervisor {
       '--window', String(options.window),
       '--window-bytes', String(options.windowBytes),
       '--max-record', String(options.maxRecord),
+      ...(options.followWriter ? [] : ['--no-follow-writer']),
     ];
     const started = Date.now();
     const child = execa(shimBinary(), args, { reject: false, stdin: 'ignore', buffer: false });

@@ -39,7 +39,8 @@ const { values: opts } = (() => {
 if (opts.help) {
   console.log(`npm run bench [-- OPTIONS]: the pseudo drive against mbuffer, tee and dd on this machine
 
-  --runs N          runs per contender and record size; the median is reported (default 5)
+  --runs N          rounds per record size, each running every contender once; the median
+                    of each contender's runs is reported (default 5)
   --sizes LIST      record sizes in bytes (default 10240,65536,262144,1048576)
   --mib N           MiB written per run (default 1024)
   --only LIST       contenders to run: A,Bfile,Btar,Cdd,Ctar,Tee,D,E,F,Floor (default all)
@@ -131,24 +132,31 @@ async function main(): Promise<void> {
             return sh(`dd if=${input} of=${device} bs=${R} conv=notrunc status=none; times`);
           },
         };
-        for (const [name, run] of Object.entries(contenders)) {
-          if (ONLY.length > 0 && !ONLY.includes(name)) continue;
-          await run(); // warm-up: files exist, buffers touched (steady state)
-          const times: number[] = [];
-          const cpu: CpuSample[] = [];
-          for (let i = 0; i < RUNS; i++) {
+        const chosen = Object.entries(contenders).filter(([name]) => ONLY.length === 0 || ONLY.includes(name));
+        for (const [, run] of chosen) await run(); // warm-up: files exist, buffers touched (steady state)
+        const times: Record<string, number[]> = {};
+        const cpu: Record<string, CpuSample[]> = {};
+        // Round by round, every contender once per round: this VM's speed drifts over minutes, and
+        // a ratio must compare contenders measured side by side, not one's five runs against
+        // another's five runs taken ten minutes later.
+        for (let i = 0; i < RUNS; i++) {
+          process.stderr.write(`${sizeLabel(R)}: round ${i + 1} of ${RUNS}\n`);
+          for (const [name, run] of chosen) {
             const probe = probes[name as Contender];
             const before = probe && (await cpuSample(probe));
             const t = performance.now();
             const result = await run();
-            times.push((performance.now() - t) / 1000);
-            if (probe && before) cpu.push(cpuSpent(probe, before, await cpuSample(probe), (result as { stdout: string }).stdout));
+            (times[name] ??= []).push((performance.now() - t) / 1000);
+            if (probe && before) (cpu[name] ??= []).push(cpuSpent(probe, before, await cpuSample(probe), (result as { stdout: string }).stdout));
           }
-          seconds[`${name}@${R}`] = median(times);
-          for (const stage of Object.keys(cpu[0] ?? {})) {
-            cpuPerGiB[`${probes[name as Contender]!.prefix}${stage}@${R}`] = Number((median(cpu.map((c) => c[stage] ?? 0)) / (BYTES / 2 ** 30)).toFixed(2));
+        }
+        for (const [name] of chosen) {
+          seconds[`${name}@${R}`] = median(times[name]!);
+          const samples = cpu[name] ?? [];
+          for (const stage of Object.keys(samples[0] ?? {})) {
+            cpuPerGiB[`${probes[name as Contender]!.prefix}${stage}@${R}`] = Number((median(samples.map((c) => c[stage] ?? 0)) / (BYTES / 2 ** 30)).toFixed(2));
           }
-          process.stderr.write(`${name}@${R}: ${(BYTES / 2 ** 30 / median(times)).toFixed(2)} GiB/s\n`);
+          process.stderr.write(`${name}@${R}: ${(BYTES / 2 ** 30 / seconds[`${name}@${R}`]!).toFixed(2)} GiB/s\n`);
         }
       }
     } finally {

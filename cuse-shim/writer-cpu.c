@@ -8,7 +8,7 @@
 
 /* Requests between two looks at the writer's CPU: a look is a /proc read (tens of microseconds),
  * a writer moved elsewhere is followed within this many records. */
-#define LOOK_EVERY 256
+#define LOOK_EVERY 16
 
 void writer_cpu_init(struct writer_cpu *w)
 {

@@ -32,62 +32,103 @@ static void reads_this_thread(void)
 	CHECK(writer_cpu_of(-1) == -1);
 }
 
-struct on_cpu {
-	int cpu;
+/* A "writer" thread held to one CPU, which the test can move to another. */
+struct writer {
 	pid_t tid; /* as FUSE gives a request's caller */
+	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int done, quit;
+	int cpu;   /* where it is to run; it moves when this changes */
+	int on;    /* where it runs now, -1 before it started */
+	int quit;
 };
 
-/* A "writer": runs on its CPU, says so, and sleeps until told to end. */
-static void *writer_main(void *arg)
+static void hold_to(int cpu)
 {
-	struct on_cpu *w = arg;
 	cpu_set_t one;
 	CPU_ZERO(&one);
-	CPU_SET(w->cpu, &one);
+	CPU_SET(cpu, &one);
 	sched_setaffinity(0, sizeof(one), &one);
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
 	pthread_mutex_lock(&w->lock);
 	w->tid = gettid();
-	w->done = 1;
-	pthread_cond_broadcast(&w->cond);
-	while (!w->quit)
+	while (!w->quit) {
+		if (w->on != w->cpu) {
+			hold_to(w->cpu); /* returns on that CPU, so /proc says so */
+			w->on = w->cpu;
+			pthread_cond_broadcast(&w->cond);
+		}
 		pthread_cond_wait(&w->cond, &w->lock);
+	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
+}
+
+/* Puts the writer on cpu (starting it if need be) and returns once it runs there. */
+static void writer_to(struct writer *w, int cpu)
+{
+	pthread_mutex_lock(&w->lock);
+	w->cpu = cpu;
+	pthread_cond_broadcast(&w->cond);
+	while (w->on != cpu)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void writer_start(struct writer *w, int cpu)
+{
+	*w = (struct writer){.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .cpu = cpu, .on = -1};
+	pthread_create(&w->thread, NULL, writer_main, w);
+	writer_to(w, cpu);
+}
+
+static void writer_stop(struct writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->quit = 1;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+}
+
+/* 1 when this thread is held to cpu alone, as the follower says it is. */
+static int held_to(const struct writer_cpu *f, int cpu)
+{
+	cpu_set_t now;
+	return sched_getaffinity(0, sizeof(now), &now) == 0 && f->on == cpu && CPU_COUNT(&now) == 1 &&
+	       CPU_ISSET(cpu, &now);
+}
+
+/* 1 when CPUs 0 and 1 are both this thread's to use. */
+static int two_cpus(cpu_set_t *all)
+{
+	CHECK(sched_getaffinity(0, sizeof(*all), all) == 0);
+	if (CPU_COUNT(all) < 2 || !CPU_ISSET(0, all) || !CPU_ISSET(1, all)) {
+		printf("test-writer-cpu: fewer than CPUs 0 and 1 here, following not checked\n");
+		return 0;
+	}
+	return 1;
 }
 
 /* The follower lands on each writer's CPU in turn, and stays within the mask it started with. */
 static void follows(void)
 {
 	cpu_set_t all;
-	CHECK(sched_getaffinity(0, sizeof(all), &all) == 0);
-	if (CPU_COUNT(&all) < 2 || !CPU_ISSET(0, &all) || !CPU_ISSET(1, &all)) {
-		printf("test-writer-cpu: fewer than CPUs 0 and 1 here, following not checked\n");
+	if (!two_cpus(&all))
 		return;
-	}
 	struct writer_cpu f;
 	writer_cpu_init(&f);
 	CHECK(f.on == -1);
 	for (int cpu = 1; cpu >= 0; cpu--) {
-		struct on_cpu w = {.cpu = cpu, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-		pthread_t t;
-		pthread_create(&t, NULL, writer_main, &w);
-		pthread_mutex_lock(&w.lock);
-		while (!w.done)
-			pthread_cond_wait(&w.cond, &w.lock);
-		pthread_mutex_unlock(&w.lock);
+		struct writer w;
+		writer_start(&w, cpu);
 		writer_cpu_follow(&f, w.tid);
-		cpu_set_t now;
-		CHECK(sched_getaffinity(0, sizeof(now), &now) == 0);
-		CHECK(f.on == cpu);
-		CHECK(CPU_COUNT(&now) == 1 && CPU_ISSET(cpu, &now));
-		pthread_mutex_lock(&w.lock);
-		w.quit = 1;
-		pthread_cond_broadcast(&w.cond);
-		pthread_mutex_unlock(&w.lock);
-		pthread_join(t, NULL);
+		CHECK(held_to(&f, cpu));
+		writer_stop(&w);
 	}
 	/* A writer on a CPU outside the mask it started with: back to the whole mask. */
 	f.allowed = all;
@@ -101,10 +142,34 @@ static void follows(void)
 	CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
 }
 
+/* The same writer moved by the scheduler: followed on its WRITER_CPU_LOOK_EVERY+1th request after
+ * the last look, not before (a look is a /proc read). */
+static void looks_again(void)
+{
+	cpu_set_t all;
+	if (!two_cpus(&all))
+		return;
+	struct writer_cpu f;
+	writer_cpu_init(&f);
+	struct writer w;
+	writer_start(&w, 1);
+	writer_cpu_follow(&f, w.tid);
+	CHECK(held_to(&f, 1));
+	writer_to(&w, 0);
+	for (int i = 0; i < WRITER_CPU_LOOK_EVERY; i++)
+		writer_cpu_follow(&f, w.tid);
+	CHECK(held_to(&f, 1));
+	writer_cpu_follow(&f, w.tid);
+	CHECK(held_to(&f, 0));
+	writer_stop(&w);
+	CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
+}
+
 int main(void)
 {
 	parses_processor();
 	follows();
+	looks_again();
 	reads_this_thread();
 	return test_result("test-writer-cpu");
 }

@@ -6,10 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Requests between two looks at the writer's CPU: a look is a /proc read (tens of microseconds),
- * a writer moved elsewhere is followed within this many records. */
-#define LOOK_EVERY 16
-
 void writer_cpu_init(struct writer_cpu *w)
 {
 	w->on = -1;
@@ -61,7 +57,7 @@ void writer_cpu_follow(struct writer_cpu *w, pid_t pid)
 	if (pid == w->writer && w->countdown-- > 0)
 		return;
 	w->writer = pid;
-	w->countdown = LOOK_EVERY;
+	w->countdown = WRITER_CPU_LOOK_EVERY;
 	int cpu = writer_cpu_of(pid);
 	if (cpu == w->on)
 		return;

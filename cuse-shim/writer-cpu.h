@@ -26,8 +26,13 @@ struct writer_cpu {
 /* Off when the mask cannot be read or allows one CPU only. */
 void writer_cpu_init(struct writer_cpu *w);
 
-/* For a request from thread `pid` (fuse_req_ctx's): every so many requests, or when the caller
- * changes, moves the calling thread to that thread's last CPU. Never fails: it only helps. */
+/* Requests between two looks at the same writer's CPU: a look is a /proc read (tens of
+ * microseconds); a writer moved elsewhere is followed within this many records. */
+#define WRITER_CPU_LOOK_EVERY 16
+
+/* For a request from thread `pid` (fuse_req_ctx's): when the caller changes, and after
+ * WRITER_CPU_LOOK_EVERY more requests from the same one, moves the calling thread to that
+ * thread's last CPU. Never fails: it only helps. */
 void writer_cpu_follow(struct writer_cpu *w, pid_t pid);
 
 /* The CPU /proc/PID/stat says the thread last ran on, -1 if unknown (parse_processor: of that text). */

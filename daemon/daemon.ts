@@ -24,6 +24,7 @@ import { Journal } from './catalog/journal.js';
 import { imageTemplate } from './manifest/image-paths.js';
 import { stageNames } from './stages/stage-uri.js';
 import { ManifestRecorder } from './manifest/recorder.js';
+import { hashSpeedNotice, sha256Speed } from './manifest/hash-speed.js';
 import { writeBehindWindow } from './drive/write-behind-window.js';
 
 /** Room in a gRPC message for the fields around a record. */
@@ -51,6 +52,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   logEvents(bus, log);
   // Counting events from the first one (volume 1's load at start).
   const metrics = config.metrics ? new Metrics(bus, () => [...drives.values()].map(driveInfo)) : undefined;
+  if (config.drives.some((d) => d.manifests !== false)) {
+    const notice = hashSpeedNotice(sha256Speed());
+    log[notice.level]({ sha256MBps: notice.mbPerSecond }, notice.message);
+  }
   for (const d of config.drives) {
     const sinkLog: SinkLog = (message, fields, level = 'info') => log[level]({ drive: d.name, ...fields }, message);
     const events = bus.forDrive(d.name);

@@ -31,15 +31,19 @@ export interface RunningDaemon {
 
 /**
  * Starts `tapeproxy daemon ARGS --listen 127.0.0.1:0` and waits for its "listening" line; `listen`
- * another address, `prefix` a command it runs under (`ip netns exec NS`). Without --catalog-dir (or
- * --config) the catalog goes to a temporary folder, not the machine's.
+ * another address, `prefix` a command it runs under (`ip netns exec NS`), `env` variables added to
+ * its environment. Without --catalog-dir (or --config) the catalog goes to a temporary folder, not
+ * the machine's.
  */
-export async function startDaemon(args: string[], { listen = '127.0.0.1:0', prefix = [] as string[] } = {}): Promise<RunningDaemon> {
+export async function startDaemon(
+  args: string[],
+  { listen = '127.0.0.1:0', prefix = [] as string[], env = {} as Record<string, string> } = {},
+): Promise<RunningDaemon> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const ownCatalog = args.includes('--catalog-dir') || args.includes('--config') ? undefined : await mkdtemp(join(tmpdir(), 'tapeproxy-catalog-'));
   const catalog = ownCatalog ? ['--catalog-dir', ownCatalog] : [];
   const argv = [...prefix, 'node', CLI, 'daemon', ...args, ...catalog, '--listen', listen];
-  const proc = execa(argv[0]!, argv.slice(1), { reject: false, stderr: 'inherit' });
+  const proc = execa(argv[0]!, argv.slice(1), { reject: false, stderr: 'inherit', env });
   const logged: string[] = [];
   daemonLogs.push({ argv, lines: logged });
   const address = await new Promise<string>((resolve, reject) => {

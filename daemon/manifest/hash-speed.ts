@@ -1,0 +1,46 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The most a drive takes (LTO-9 and LTO-10: 400 MB/s native, up to 1,000 MB/s of data that
+ * compresses): manifest hashing slower than this can hold a drive back.
+ */
+export const DRIVE_PEAK_BYTES_PER_SECOND = 1e9;
+
+/**
+ * SHA-256 bytes a second on one core here, as manifest hashing gets them. A drive's records are
+ * hashed in order on one worker thread (each group's digest chains its records), so this is the
+ * most a drive with manifests can take: 1.4 GiB/s on these machines with the CPU's SHA
+ * extensions, 0.31 without (OPENSSL_ia32cap=":~0x20000000"), where the bench's Cdd fell to 0.29
+ * GiB/s, hashing busy all the run. A short run: at most `bytes`, or what `ms` allows.
+ */
+export function sha256Speed(bytes = 8 * 2 ** 20, ms = 50): number {
+  const block = Buffer.alloc(256 * 1024, 0xa5);
+  const hash = createHash('sha256').update(block); // first use: OpenSSL's set-up is not measured
+  const start = process.hrtime.bigint();
+  let hashed = 0;
+  let elapsed = 0;
+  while (hashed < bytes && elapsed < ms * 1e6) {
+    hash.update(block);
+    hashed += block.length;
+    elapsed = Number(process.hrtime.bigint() - start);
+  }
+  hash.digest();
+  return hashed / (elapsed / 1e9);
+}
+
+/**
+ * What the daemon says at start when a drive records manifests: hashing's speed, and a warning
+ * when a drive may be faster than it (it would wait for the hash, shoe-shining).
+ */
+export function hashSpeedNotice(bytesPerSecond: number): { level: 'info' | 'warn'; message: string; mbPerSecond: number } {
+  const mbPerSecond = Math.round(bytesPerSecond / 1e6);
+  if (bytesPerSecond >= DRIVE_PEAK_BYTES_PER_SECOND) return { level: 'info', message: `manifest hashing (SHA-256) runs at ${mbPerSecond} MB/s on this CPU: faster than any drive takes`, mbPerSecond };
+  return {
+    level: 'warn',
+    message:
+      `manifest hashing (SHA-256, one core per drive) runs at ${mbPerSecond} MB/s on this CPU, slower than a drive can take ` +
+      `(LTO-9 and LTO-10: 400 MB/s native, up to 1,000 MB/s of data that compresses): a drive with manifests is held to that rate. ` +
+      'CPUs without SHA extensions hash about 3-5 times slower; --no-manifests (manifests: false for a drive) turns manifests off',
+    mbPerSecond,
+  };
+}

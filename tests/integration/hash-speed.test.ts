@@ -1,0 +1,51 @@
+/**
+ * The daemon says at start how fast manifest hashing runs here, and warns when a drive could be
+ * faster than it: a drive's records are hashed in order on one core, so on a CPU without SHA
+ * extensions the hash, not the drive, sets the pace. OpenSSL's OPENSSL_ia32cap turns the SHA
+ * extensions off for the daemon, as such a CPU would be.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { DRIVE_PEAK_BYTES_PER_SECOND, hashSpeedNotice } from '../../daemon/manifest/hash-speed.js';
+import { parseJson, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { useTempDir } from '../support/temp-dir.js';
+
+const dir = useTempDir();
+let daemon: RunningDaemon | undefined;
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = undefined;
+});
+
+/** CPUID leaf 7 EBX bit 29 (SHA) cleared, in OpenSSL's notation. */
+const NO_SHA_EXTENSIONS = { OPENSSL_ia32cap: ':~0x20000000' };
+
+function hashingLines(log: string) {
+  return log
+    .split('\n')
+    .map((line) => parseJson(line) as { msg?: string; level?: number; sha256MBps?: number } | undefined)
+    .filter((entry) => entry?.msg?.startsWith('manifest hashing'));
+}
+
+describe('manifest hashing speed at start', () => {
+  it.skipIf(process.arch !== 'x64')('warns, with the rate and --no-manifests, where SHA-256 is slower than a drive', async () => {
+    daemon = await startDaemon(['--drive', 'pnst0', '--sink', `file:${dir.path}/a.tap`], { env: NO_SHA_EXTENSIONS });
+    const [line, ...more] = hashingLines(daemon.log());
+    expect(more).toEqual([]);
+    expect(line?.level).toBe(40);
+    expect(line?.sha256MBps).toBeGreaterThan(0);
+    expect(line!.sha256MBps!).toBeLessThan(DRIVE_PEAK_BYTES_PER_SECOND / 1e6);
+    expect(line?.msg).toContain(`runs at ${line!.sha256MBps} MB/s`);
+    expect(line?.msg).toContain('--no-manifests');
+  });
+
+  it('says nothing of hashing when the drive records no manifests', async () => {
+    daemon = await startDaemon(['--drive', 'pnst0', '--sink', `file:${dir.path}/a.tap`, '--no-manifests'], { env: NO_SHA_EXTENSIONS });
+    expect(daemon.log()).toMatch(/"msg":"listening"/);
+    expect(hashingLines(daemon.log())).toEqual([]);
+  });
+
+  it('warns below the rate a drive takes, and only there', () => {
+    expect(hashSpeedNotice(DRIVE_PEAK_BYTES_PER_SECOND - 1e6)).toMatchObject({ level: 'warn', mbPerSecond: 999 });
+    expect(hashSpeedNotice(DRIVE_PEAK_BYTES_PER_SECOND)).toMatchObject({ level: 'info', mbPerSecond: 1000 });
+  });
+});

@@ -11,21 +11,27 @@ export const DRIVE_PEAK_BYTES_PER_SECOND = 1e9;
  * hashed in order on one worker thread (each group's digest chains its records), so this is the
  * most a drive with manifests can take: 1.4 GiB/s on these machines with the CPU's SHA
  * extensions, 0.31 without (OPENSSL_ia32cap=":~0x20000000"), where the bench's Cdd fell to 0.29
- * GiB/s, hashing busy all the run. A short run: at most `bytes`, or what `ms` allows.
+ * GiB/s, hashing busy all the run. A short run, at most `bytes` or what `ms` allows, in `slices`
+ * of which the fastest counts: a slice the scheduler cut into on a busy host says nothing of the
+ * CPU, and a warning should not come of it.
  */
-export function sha256Speed(bytes = 8 * 2 ** 20, ms = 50): number {
+export function sha256Speed(bytes = 8 * 2 ** 20, ms = 50, slices = 4): number {
   const block = Buffer.alloc(256 * 1024, 0xa5);
   const hash = createHash('sha256').update(block); // first use: OpenSSL's set-up is not measured
-  const start = process.hrtime.bigint();
-  let hashed = 0;
-  let elapsed = 0;
-  while (hashed < bytes && elapsed < ms * 1e6) {
-    hash.update(block);
-    hashed += block.length;
-    elapsed = Number(process.hrtime.bigint() - start);
+  let fastest = 0;
+  for (let i = 0; i < slices; i++) {
+    const start = process.hrtime.bigint();
+    let hashed = 0;
+    let elapsed = 0;
+    while (hashed < bytes / slices && elapsed < (ms / slices) * 1e6) {
+      hash.update(block);
+      hashed += block.length;
+      elapsed = Number(process.hrtime.bigint() - start);
+    }
+    fastest = Math.max(fastest, hashed / (elapsed / 1e9));
   }
   hash.digest();
-  return hashed / (elapsed / 1e9);
+  return fastest;
 }
 
 /**

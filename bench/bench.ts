@@ -100,6 +100,7 @@ async function main(): Promise<void> {
     // the shim mounts the drive: what the FUSE round trip alone allows, in the same run as Cdd.
     const floor = ONLY.length === 0 || ONLY.includes('Floor') ? await startFuseFloor(shm) : undefined;
     let rss: Record<string, number> = {};
+    let shimRecords: ShimRecords | undefined;
     try {
       for (const R of SIZES) {
         const N = R / 512;
@@ -162,6 +163,7 @@ async function main(): Promise<void> {
       }
     } finally {
       rss = { daemon: await peakRssMiB(daemon.pid), shim: await peakRssMiB(await shimPid(daemon.device)) };
+      shimRecords = await shimRecordCounts(daemon);
       if (encrypting) rss.encryptingDaemon = await peakRssMiB(encrypting.pid);
       await daemon.stop();
       await grpcPair?.stop();
@@ -170,13 +172,13 @@ async function main(): Promise<void> {
     }
     let longRun: { gib: number; peakRssMiB: number; seconds: number } | undefined;
     if (opts.long) longRun = await tenGiB();
-    await report(seconds, rss, cpuPerGiB, longRun);
+    await report(seconds, rss, cpuPerGiB, shimRecords, longRun);
   } finally {
     await rm(shm, { recursive: true, force: true });
   }
 }
 
-async function report(seconds: Record<string, number>, peakRssMiB: Record<string, number>, cpuPerGiB: Record<string, number>, longRun?: object) {
+async function report(seconds: Record<string, number>, peakRssMiB: Record<string, number>, cpuPerGiB: Record<string, number>, shimRecords: ShimRecords | undefined, longRun?: object) {
   const gibps = (key: string) => (seconds[key] ? BYTES / 2 ** 30 / seconds[key] : undefined);
   const names: Contender[] = ['A', 'Bfile', 'Btar', 'Tee', 'Cdd', 'Ctar', 'D', 'E', 'F', 'Floor'];
   const rows = names.map((n) => [n, ...SIZES.map((R) => gibps(`${n}@${R}`)?.toFixed(2) ?? '-')]);
@@ -227,8 +229,9 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
   console.log(
-    'copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→socket, socket→record, record→each sink: 5 for two copies (mbuffer makes 3; the manifest hash reads the record where it is); smaller ones 2 more (the shim\'s gather buffer, the daemon\'s staging buffer)',
+    "copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→shim, shim→record ring, ring→each sink: 4 for two copies (mbuffer makes 3; the manifest hash reads the record where it is); smaller ones, and large ones while the ring is full, kernel→shim, shim→socket, socket→record, record→each sink: 5, and for those under 64 KiB 2 more (the shim's gather buffer, the daemon's staging buffer)",
   );
+  if (shimRecords) console.log(`records the shim passed to the daemon (Cdd, Ctar): ${shimRecords.ring} through the record ring, ${shimRecords.socket} on the socket`);
   const whereTimeGoes = (name: Contender, prefix: string, daemons: string[], heading: string) => {
     const lines = SIZES.filter((R) => cpuPerGiB[`${prefix}${daemons[0]}daemon@${R}`] !== undefined).map((R) => bottleneck(R, gibps(`${name}@${R}`)!, cpuPerGiB, prefix, daemons));
     if (lines.length > 0) console.log(`where the time goes in ${name}, CPU seconds per GiB: ${heading}, the shim, dd, and all CPUs together:\n${lines.join('\n')}`);
@@ -242,7 +245,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   await mkdir(results, { recursive: true });
   await writeFile(
     join(results, 'latest.json'),
-    JSON.stringify({ date: new Date().toISOString(), runs: RUNS, bytes: BYTES, seconds, ratios, recordsPerSecond, peakRssMiB, cpuPerGiB, sha256GiBps, longRun }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), runs: RUNS, bytes: BYTES, seconds, ratios, recordsPerSecond, peakRssMiB, cpuPerGiB, shimRecords, sha256GiBps, longRun }, null, 2),
   );
   console.log(`\nwritten: ${join(results, 'latest.json')}`);
 }
@@ -371,6 +374,18 @@ const mtRewind = (device: string) => execa('mt', ['-f', device, 'rewind']);
 
 async function shimPid(device: string): Promise<number> {
   return Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${device}`])).stdout.split('\n')[0]);
+}
+
+/** WRITE records from the drive's shim by how they crossed to the daemon (tapeproxy_shim_records_total). */
+interface ShimRecords {
+  ring: number;
+  socket: number;
+}
+
+async function shimRecordCounts(daemon: Daemon): Promise<ShimRecords> {
+  const text = await (await fetch(`http://${daemon.metrics}/metrics`)).text();
+  const count = (path: string) => Number(new RegExp(`^tapeproxy_shim_records_total\\{drive="bench0",path="${path}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { ring: count('ring'), socket: count('socket') };
 }
 
 /** The daemon's threads as its metrics name them, in the order the bench prints them. */

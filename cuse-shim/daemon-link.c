@@ -2,6 +2,7 @@
 #include "daemon-link.h"
 
 #include "frames.h"
+#include "record-ring.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -48,6 +49,8 @@ struct daemon_link {
 	uint8_t *gathered;
 	size_t gathered_bytes;
 	unsigned gathered_frames;
+	/* Guarded by send_lock: where large records go instead of the socket (NULL: none). */
+	struct record_ring *ring;
 
 	/* Everything below is guarded by lock and signalled through cond. */
 	pthread_mutex_t lock;
@@ -128,6 +131,19 @@ static int enqueue(struct daemon_link *l, uint16_t type, int behind, uint32_t by
 static int send_locked(struct daemon_link *l, const struct frame_header *h, const void *payload)
 {
 	uint8_t head[FRAME_HEADER_BYTES];
+	/* A large record goes in the ring when it has room, and the frame says where. */
+	struct frame_header in_ring;
+	uint8_t position[RING_POSITION_BYTES];
+	uint64_t start;
+	if (h && h->type == FRAME_WRITE && h->length >= RING_MIN_RECORD && l->ring &&
+	    ring_put(l->ring, payload, h->length, &start)) {
+		in_ring = (struct frame_header){.length = RING_POSITION_BYTES, .type = FRAME_WRITE,
+						.flags = (uint16_t)(h->flags | FRAME_IN_RING), .id = h->id, .arg = (int32_t)h->length};
+		for (int i = 0; i < RING_POSITION_BYTES; i++)
+			position[i] = (uint8_t)(start >> (8 * i));
+		h = &in_ring;
+		payload = position;
+	}
 	struct iovec iov[3];
 	struct msghdr msg = {.msg_iov = iov};
 	if (l->gathered_bytes)
@@ -210,6 +226,13 @@ static int send_or_gather(struct daemon_link *l, const struct frame_header *h, c
 	}
 	pthread_mutex_unlock(&l->send_lock);
 	return r;
+}
+
+void link_set_ring(struct daemon_link *l, struct record_ring *ring)
+{
+	pthread_mutex_lock(&l->send_lock);
+	l->ring = ring;
+	pthread_mutex_unlock(&l->send_lock);
 }
 
 int link_flush(struct daemon_link *l)

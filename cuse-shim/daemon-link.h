@@ -52,6 +52,10 @@ void link_close(struct daemon_link *l);
 int link_call(struct daemon_link *l, uint16_t type, uint16_t flags, int32_t arg, const void *payload,
 	      size_t length, struct link_reply *reply);
 
+struct record_ring;
+/* Large WRITE records go through ring from now on, while it has room (NULL: none do). */
+void link_set_ring(struct daemon_link *l, struct record_ring *ring);
+
 /* Waits for every write-behind reply. 0, or -EIO if the connection is lost. */
 int link_drain(struct daemon_link *l);
 

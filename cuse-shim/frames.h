@@ -27,6 +27,10 @@ enum frame_type {
 /* Request flags. */
 #define FRAME_WRITE_BEHIND 0x1
 #define FRAME_CHECKED 0x2
+/* On WRITE: the record is in the record ring (record-ring.h); the payload is its u64 position and arg
+ * its length. */
+#define FRAME_IN_RING 0x4
+#define RING_POSITION_BYTES 8
 /* Reply flags: the drive after the operation. */
 #define FRAME_EARLY_WARNING 0x1
 #define FRAME_END_OF_DATA 0x2

@@ -11,6 +11,7 @@
 #include "daemon-link.h"
 #include "frames.h"
 #include "record-assembler.h"
+#include "record-ring.h"
 #include "writer-cpu.h"
 
 #include <cuse_lowlevel.h>
@@ -54,6 +55,7 @@ struct options {
 	mode_t mode;
 	gid_t gid;
 	int follow_writer;
+	const char *ring; /* the record ring's file, or NULL */
 };
 
 /* Per open(2). Listed, so that those still open when the shim exits are freed. */
@@ -74,6 +76,7 @@ static struct {
 	struct stat attr;
 	struct open_file *files;
 	struct writer_cpu writer_cpu; /* the session thread's, when --follow-writer */
+	struct record_ring ring;
 
 	/* CUSE writes: the record being assembled, and whether WRITE_CHECK passed it (else it goes
 	 * write-behind). A failure of a record the writer was already answered for: pending_eio. */
@@ -746,6 +749,8 @@ static void usage(FILE *out)
 		"  --window-bytes N    and their bytes at most (default unbounded; the daemon passes less\n"
 		"                      than the smallest early-warning zone of its copies)\n"
 		"  --max-record BYTES  largest record, K/M suffixes allowed (default 1M, at most 64M)\n"
+		"  --ring FILE         the daemon's record ring: shared memory that large records go through\n"
+		"                      instead of the socket (the daemon passes /proc/PID/fd/N of its own)\n"
 		"  --mode OCTAL        mode of the file or device node (default 0660)\n"
 		"  --group GROUP       group of the file or device node (default tape if it exists, else root)\n"
 		"  --no-follow-writer  leave the thread that serves reads and writes where the scheduler\n"
@@ -792,7 +797,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{"window-bytes", required_argument, NULL, 'W'},
 		{"max-record", required_argument, NULL, 'r'}, {"mode", required_argument, NULL, 'm'},
 		{"group", required_argument, NULL, 'g'},    {"help", no_argument, NULL, 'h'},
-		{"no-follow-writer", no_argument, NULL, 'n'},
+		{"no-follow-writer", no_argument, NULL, 'n'}, {"ring", required_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *group = NULL;
@@ -854,6 +859,9 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case 'n':
 			opt->follow_writer = 0;
 			break;
+		case 'R':
+			opt->ring = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -906,6 +914,15 @@ int main(int argc, char **argv)
 	/* Before anything can report a lost connection; libfuse then leaves these handlers alone. */
 	install_signals();
 
+	/* Before the daemon connects: it sends no record to the ring before then, and its descriptor
+	 * of the ring may go once the connection is made. */
+	if (g.opt.ring) {
+		int rfd = open(g.opt.ring, O_RDWR | O_CLOEXEC);
+		int e = rfd < 0 ? -errno : ring_map(&g.ring, rfd);
+		if (e)
+			fprintf(stderr, "tapeproxy-shim: the record ring %s cannot be used (%s): records go on the socket\n",
+				g.opt.ring, strerror(-e));
+	}
 	int fd = link_accept(g.opt.socket, &g.stop);
 	g.link = fd < 0 ? NULL : link_open(fd, g.opt.window, &g.stop, on_lost, NULL);
 	if (!g.link) {
@@ -915,11 +932,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	link_set_window_bytes(g.link, g.opt.window_bytes);
+	if (g.ring.map)
+		link_set_ring(g.link, &g.ring);
 	/* After link_open: the link's reader thread keeps the mask it started with. */
 	writer_cpu_init(&g.writer_cpu);
 	int status = g.cuse ? run_cuse() : run_fuse();
 	atomic_store(&g.loop_done, 1);
 	link_close(g.link);
+	ring_unmap(&g.ring);
 	while (g.files)
 		forget_file(g.files);
 	if (atomic_load(&g.lost))

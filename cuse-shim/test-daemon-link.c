@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "daemon-link.h"
+#include "record-ring.h"
 #include "test-support.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -328,9 +330,39 @@ static void test_stop_while_waiting(void)
 	stop_flag = 0;
 }
 
+/* Large WRITEs go in the ring while it has room, and their frames say where; others as before. */
+static void test_ring(void)
+{
+	struct fake f;
+	fake_start(&f, all_ok, 1 << 30);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
+	int fd = memfd_create("test-ring", MFD_CLOEXEC);
+	CHECK(fd >= 0 && ftruncate(fd, RING_HEADER_BYTES + 256 * 1024) == 0);
+	struct record_ring ring;
+	CHECK(ring_map(&ring, fd) == 0);
+	link_set_ring(l, &ring);
+	uint8_t *rec = malloc(200 * 1024);
+	for (size_t i = 0; i < 200 * 1024; i++)
+		rec[i] = (uint8_t)(i * 11 + 3);
+	CHECK(link_write(l, 0, rec, 128 * 1024, 0) == 128 * 1024);
+	CHECK(link_write(l, 0, record, sizeof(record), 0) == (ssize_t)sizeof(record)); /* small: socket */
+	CHECK(link_write(l, 0, rec, 200 * 1024, 0) == 200 * 1024); /* the ring is full: socket */
+	CHECK(f.req[0].type == FRAME_WRITE && f.req[0].flags == FRAME_IN_RING);
+	CHECK(f.req[0].length == RING_POSITION_BYTES && f.req[0].arg == 128 * 1024);
+	CHECK(memcmp(ring.data, rec, 128 * 1024) == 0);
+	CHECK(f.req[1].flags == 0 && f.req[1].length == sizeof(record));
+	CHECK(f.req[2].flags == 0 && f.req[2].length == 200 * 1024 && f.req[2].arg == 0);
+	link_close(l);
+	fake_stop(&f);
+	ring_unmap(&ring);
+	free(rec);
+}
+
 int main(void)
 {
 	test_round_trips();
+	test_ring();
 	test_window();
 	test_gathering();
 	test_gathering_bounds();

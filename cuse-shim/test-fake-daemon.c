@@ -165,6 +165,8 @@ void all_ok(const struct frame_header *req, int n, int32_t *arg, uint16_t *flags
 {
 	(void)n;
 	*flags = 0;
-	*arg = req->type == FRAME_WRITE ? (int32_t)req->length : req->type == FRAME_READ ? req->arg : 0;
+	/* A WRITE's record is its payload, or in the ring with its length in arg. */
+	int32_t written = req->flags & FRAME_IN_RING ? req->arg : (int32_t)req->length;
+	*arg = req->type == FRAME_WRITE ? written : req->type == FRAME_READ ? req->arg : 0;
 }
 

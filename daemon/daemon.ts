@@ -10,6 +10,7 @@ import { RateMeter, SAMPLE_INTERVAL_MS } from './events/rates.js';
 import { serverSecurity } from './frontends/grpc/auth.js';
 import { driveInfo, startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimLink } from './frontends/shim/shim-link.js';
+import { RING_BYTES } from './frontends/shim/record-ring.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/prometheus.js';
@@ -51,7 +52,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   const bus = new EventBus();
   logEvents(bus, log);
   // Counting events from the first one (volume 1's load at start).
-  const metrics = config.metrics ? new Metrics(bus, () => [...drives.values()].map(driveInfo)) : undefined;
+  const metrics = config.metrics
+    ? new Metrics(
+        bus,
+        () => [...drives.values()].map(driveInfo),
+        () => frontEnds.map(({ link }) => ({ drive: link.drive.name, ...link.writes })),
+      )
+    : undefined;
   if (config.drives.some((d) => d.manifests !== false)) {
     const notice = hashSpeedNotice(sha256Speed());
     log[notice.level]({ sha256MBps: notice.mbPerSecond }, notice.message);
@@ -141,8 +148,9 @@ function manifestRecorder(d: DriveConfig, sinks: Sink[], setAside: (sink: Sink) 
 async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, runtimeDir: string, log: Logger) {
   const window = writeBehindWindow(mirror.earlyWarningZone());
   await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
-  const link = new ShimLink(join(runtimeDir, `${d.name}.sock`), drive, log, window);
-  const supervisor = new ShimSupervisor(
+  let supervisor: ShimSupervisor | undefined;
+  const link = new ShimLink(join(runtimeDir, `${d.name}.sock`), drive, log, window, () => supervisor?.ring);
+  supervisor = new ShimSupervisor(
     {
       drive: d.name,
       device: d.device!,
@@ -153,6 +161,7 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
       windowBytes: window.bytes,
       maxRecord: d.maxRecord,
       followWriter: d.followWriter,
+      ringBytes: RING_BYTES,
     },
     log,
   );

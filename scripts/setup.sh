@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # protobuf-compiler: protoc for the build (ts-proto is its plugin)
 # simh: mtdump, which the tests use to check that images are valid SIMH tapes
-# gcc, make, pkg-config, libfuse3-dev: the C shim's build; fuse3: FUSE mounts at run time;
+# gcc, make, pkg-config, libfuse3-dev: the C shim's build; g++: the addons' (the record ring's is C++);
+# fuse3: FUSE mounts at run time;
 # valgrind: the shim's C unit tests also run under it
 # tar, cpio, dump (dump/restore), e2fsprogs (mkfs.ext4 -d), mt-st: the real tools the tests drive;
 # procps (pgrep) for finding the shim; mbuffer: the benchmark's peer
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 # tmux: the watch test runs `tapeproxy watch` in a real terminal; systemd (systemd-analyze verify,
 # security) and udev (udevadm test): the deploy test checks deploy/'s unit and udev rule
 # clang, libclang-rt-14-dev (libFuzzer and the sanitizers' runtimes): the C shim's fuzzers (make -C cuse-shim fuzz)
-PACKAGES=(protobuf-compiler simh gcc make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer
+PACKAGES=(protobuf-compiler simh gcc g++ make libc6-dev pkg-config libfuse3-dev fuse3 valgrind tar cpio dump e2fsprogs mt-st procps mbuffer
   qemu-system-x86 debootstrap busybox-static kmod tmux systemd udev
   bindfs clang libclang-rt-14-dev)
 # remote sinks (tests/integration/remote-*): docker.io runs a remote tapeproxy in a container (the

@@ -49,6 +49,8 @@ export class Metrics {
   constructor(
     bus: EventBus,
     private readonly drives: () => DriveInfo[],
+    /** Per drive with a device: WRITE records from its shim by how they crossed (ShimLink.writes). */
+    private readonly shimWrites: () => { drive: string; ring: number; socket: number }[] = () => [],
   ) {
     bus.subscribe((e) => {
       count(this.events, { drive: e.drive, type: e.type });
@@ -80,6 +82,15 @@ export class Metrics {
           }),
         ),
       })),
+      {
+        name: 'tapeproxy_shim_records_total',
+        type: 'counter',
+        help: "Records written through the drive's device, by how they reached the daemon: ring (the shim's shared record ring) or socket (records under 64 KiB, or the ring was full).",
+        samples: this.shimWrites().flatMap((w) => [
+          { labels: { drive: w.drive, path: 'ring' }, value: w.ring },
+          { labels: { drive: w.drive, path: 'socket' }, value: w.socket },
+        ]),
+      },
       { name: 'tapeproxy_sink_failures_total', type: 'counter', help: 'Failures of the copy (I/O errors, full file system, dead drive).', samples: [...this.failures.values()] },
       { name: 'tapeproxy_events_total', type: 'counter', help: 'Drive events by type (see tapeproxy watch).', samples: [...this.events.values()] },
       {

@@ -53,16 +53,11 @@ function sampleFrames(): Frame[] {
     frames.push({ type, flags: 0, id: id++, arg: 0, payload: payload(0) });
     frames.push({ type: type | REPLY, flags: 0, id: id++, arg: -28, payload: payload(1) });
   }
-  const flagSets = [
-    RequestFlag.WRITE_BEHIND,
-    RequestFlag.CHECKED,
-    RequestFlag.WRITE_BEHIND | RequestFlag.CHECKED,
-    ReplyFlag.EARLY_WARNING,
-    ReplyFlag.END_OF_DATA | ReplyFlag.FILEMARK,
-    ReplyFlag.EARLY_WARNING | ReplyFlag.END_OF_DATA | ReplyFlag.FILEMARK,
-    0xffff,
-  ];
-  for (const flags of flagSets) frames.push({ type: FrameType.WRITE, flags, id: id++, arg: 0, payload: payload(10) });
+  // A WRITE request with IN_RING needs a reader with a ring (record-ring.test.ts).
+  const requestFlags = [RequestFlag.WRITE_BEHIND, RequestFlag.CHECKED, RequestFlag.WRITE_BEHIND | RequestFlag.CHECKED, 0xffff & ~RequestFlag.IN_RING];
+  for (const flags of requestFlags) frames.push({ type: FrameType.WRITE, flags, id: id++, arg: 0, payload: payload(10) });
+  const replyFlags = [ReplyFlag.EARLY_WARNING, ReplyFlag.END_OF_DATA | ReplyFlag.FILEMARK, ReplyFlag.EARLY_WARNING | ReplyFlag.END_OF_DATA | ReplyFlag.FILEMARK, 0xffff];
+  for (const flags of replyFlags) frames.push({ type: FrameType.WRITE | REPLY, flags, id: id++, arg: 10, payload: payload(0) });
   for (const arg of [1, -1, -5, -12, -28, 2 ** 31 - 1, -(2 ** 31), 1 << 20]) {
     frames.push({ type: FrameType.READ | REPLY, flags: ReplyFlag.FILEMARK, id: id++, arg, payload: payload(0) });
   }

@@ -99,7 +99,7 @@ export class RecordChannelServer {
       channel = this.attach(hello, socket, close);
       clearTimeout(unattended);
       if (!channel) return close('no valid ticket');
-      reader = new FrameReader(this.pool, direct ? undefined : 0); // 'data' events need no staging buffer
+      reader = new FrameReader(this.pool, { stagingBytes: direct ? undefined : 0 }); // 'data' events need no staging buffer
       reader.onFrames = (frames, malformed) => {
         const more = closed || frames.length === 0 || channel!.onFrames(frames);
         if (malformed) close(malformed.message);

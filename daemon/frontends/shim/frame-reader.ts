@@ -1,6 +1,7 @@
 import type { OnReadOpts } from 'node:net';
 import { RecordPool } from '../../drive/record-pool.js';
-import { type Frame, FrameError, HEADER_BYTES, MAX_PAYLOAD } from './frames.js';
+import { type Frame, FrameError, FrameType, HEADER_BYTES, MAX_PAYLOAD, RequestFlag, RING_POSITION_BYTES } from './frames.js';
+import { type RecordRing, RingError } from './record-ring.js';
 
 /** A payload smaller than this is copied out of the staging buffer rather than read on its own. */
 const DIRECT_MIN = 16 * 1024;
@@ -12,6 +13,9 @@ const DIRECT_MIN = 16 * 1024;
  * rest of a large payload directly into its record, exactly as much as it lacks (so the next header
  * lands in staging again). A stream read would cost a fresh 64 KiB buffer per read and a copy per
  * record, whose garbage took most of the daemon's time at 256 KiB records.
+ *
+ * A WRITE whose record the shim put in its record ring carries only the record's position there; its
+ * frame comes out with the ring's record as payload, as if it had crossed the socket.
  */
 export class FrameReader {
   /** Told the frames each read completed; returning false pauses the socket. */
@@ -25,10 +29,17 @@ export class FrameReader {
   /** The last frame's payload was large: the next may be too. */
   private lastLarge = false;
 
+  private readonly ringPosition = Buffer.alloc(RING_POSITION_BYTES);
+  private readonly ring: RecordRing | undefined;
+  /** WRITE records read, by how they came: through the ring, or on the socket. */
+  readonly writes: WriteCounts;
+
   constructor(
     private readonly pool = new RecordPool(),
-    stagingBytes = 256 * 1024,
+    { ring, writes = { ring: 0, socket: 0 }, stagingBytes = 256 * 1024 }: { ring?: RecordRing; writes?: WriteCounts; stagingBytes?: number } = {},
   ) {
+    this.ring = ring;
+    this.writes = writes;
     this.staging = Buffer.allocUnsafeSlow(stagingBytes);
   }
 
@@ -95,15 +106,20 @@ export class FrameReader {
     const h = this.header;
     const length = h.readUInt32LE(0);
     if (length > MAX_PAYLOAD) throw new FrameError(`frame payload of ${length} bytes exceeds ${MAX_PAYLOAD}`, frames);
+    const type = h.readUInt16LE(4);
+    const flags = h.readUInt16LE(6);
+    const inRing = type === FrameType.WRITE && (flags & RequestFlag.IN_RING) !== 0;
+    if (inRing && !this.ring) throw new FrameError('a record in the record ring, but this shim was given none', frames);
+    if (inRing && length !== RING_POSITION_BYTES) throw new FrameError(`a record ring position of ${length} bytes, not ${RING_POSITION_BYTES}`, frames);
     this.headerFill = 0;
     this.payloadFill = 0;
-    const record = length > 0 ? this.pool.take(length) : undefined;
+    const record = length > 0 && !inRing ? this.pool.take(length) : undefined;
     this.partial = {
-      type: h.readUInt16LE(4),
-      flags: h.readUInt16LE(6),
+      type,
+      flags,
       id: h.readUInt32LE(8),
       arg: h.readInt32LE(12),
-      payload: record?.data ?? EMPTY,
+      payload: inRing ? this.ringPosition : (record?.data ?? EMPTY),
       record,
     };
     this.completeIfFull(frames);
@@ -113,9 +129,31 @@ export class FrameReader {
     const f = this.partial!;
     if (this.payloadFill < f.payload.length) return;
     this.lastLarge = f.payload.length >= DIRECT_MIN;
+    if (f.payload === this.ringPosition) {
+      this.takeFromRing(f, frames);
+      this.writes.ring++;
+    } else if (f.type === FrameType.WRITE) this.writes.socket++;
     frames.push(f);
     this.partial = undefined;
   }
+
+  private takeFromRing(f: Frame, frames: Frame[]): void {
+    const position = Number(this.ringPosition.readBigUInt64LE(0));
+    try {
+      f.record = this.ring!.recordAt(position, f.arg);
+    } catch (err) {
+      if (!(err instanceof RingError)) throw err;
+      this.partial = undefined;
+      throw new FrameError(err.message, frames);
+    }
+    f.payload = f.record.data;
+    f.arg = 0;
+  }
+}
+
+export interface WriteCounts {
+  ring: number;
+  socket: number;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -20,7 +20,9 @@ export const FrameType = {
   FLUSH: 9,
 } as const;
 
-export const RequestFlag = { WRITE_BEHIND: 0x1, CHECKED: 0x2 } as const;
+export const RequestFlag = { WRITE_BEHIND: 0x1, CHECKED: 0x2, IN_RING: 0x4 } as const;
+/** The payload of a WRITE with IN_RING: the record's u64 position in the record ring. */
+export const RING_POSITION_BYTES = 8;
 export const ReplyFlag = { EARLY_WARNING: 0x1, END_OF_DATA: 0x2, FILEMARK: 0x4 } as const;
 
 export interface Frame {

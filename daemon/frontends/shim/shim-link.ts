@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { PseudoDrive } from '../../drive/pseudo-drive.js';
 import { RecordPool } from '../../drive/record-pool.js';
-import { FrameReader } from './frame-reader.js';
+import { FrameReader, type WriteCounts } from './frame-reader.js';
+import type { RecordRing } from './record-ring.js';
 import { serveShimConnection, type ShimWindow } from './shim-connection.js';
 
 /** Pauses between attempts to reach a shim that is not listening yet (starting, or restarting). */
@@ -17,6 +18,8 @@ const RETRY_MS = [10, 20, 50, 100, 250];
  */
 export class ShimLink {
   private readonly pool = new RecordPool();
+  /** WRITE records from this drive's shims, by how they crossed: the record ring or the socket. */
+  readonly writes: WriteCounts = { ring: 0, socket: 0 };
   private active: Socket | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
@@ -24,9 +27,11 @@ export class ShimLink {
 
   constructor(
     readonly path: string,
-    private readonly drive: PseudoDrive,
+    readonly drive: PseudoDrive,
     private readonly log: Logger,
     private readonly window: ShimWindow,
+    /** The record ring of the shim running now, if it was given one (ShimSupervisor). */
+    private readonly ringOfShim: () => RecordRing | undefined = () => undefined,
   ) {}
 
   start(): void {
@@ -48,7 +53,7 @@ export class ShimLink {
   private async run(): Promise<void> {
     let attempt = 0;
     while (!this.closed) {
-      const reader = new FrameReader(this.pool);
+      const reader = new FrameReader(this.pool, { ring: this.ringOfShim(), writes: this.writes });
       const socket = await this.connect(reader);
       if (!socket) {
         await sleep(RETRY_MS[Math.min(attempt++, RETRY_MS.length - 1)]);

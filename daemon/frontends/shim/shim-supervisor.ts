@@ -1,4 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
+import { closeSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -6,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { DriveConfig } from '../../config/config.js';
 import { packageRoot } from '../../package-root.js';
+import { createRecordRing, type RecordRing } from './record-ring.js';
 
 /** The kernel-facing device a drive's config asks for. */
 export type ShimDevice = NonNullable<DriveConfig['device']>;
@@ -23,6 +25,8 @@ export interface ShimOptions {
   maxRecord: number;
   /** Serve reads and writes on the CPU the writer last ran on (the shim's default). */
   followWriter: boolean;
+  /** Bytes of the record ring each shim gets (0: none; records then all cross the socket). */
+  ringBytes: number;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -41,6 +45,7 @@ export class ShimSupervisor {
   private child: ResultPromise | undefined;
   private stopping = false;
   private backoff = 500;
+  private currentRing: RecordRing | undefined;
 
   constructor(
     private readonly options: ShimOptions,
@@ -52,8 +57,15 @@ export class ShimSupervisor {
     return device.kind === 'fuse' ? resolve(device.path) : `/dev/${device.name}`;
   }
 
+  /** The running shim's record ring: each shim gets a new one, as records of the last may still be held. */
+  get ring(): RecordRing | undefined {
+    return this.currentRing;
+  }
+
   start(): void {
     const { options } = this;
+    const made = options.ringBytes > 0 ? this.makeRing(options.ringBytes) : undefined;
+    this.currentRing = made?.ring;
     const device = options.device.kind === 'fuse' ? ['--fuse', this.devicePath] : ['--cuse', options.device.name];
     const args = [
       '--socket', options.socket,
@@ -64,6 +76,8 @@ export class ShimSupervisor {
       '--window-bytes', String(options.windowBytes),
       '--max-record', String(options.maxRecord),
       ...(options.followWriter ? [] : ['--no-follow-writer']),
+      // The shim opens the ring through this process's descriptor, which stays open while it runs.
+      ...(made ? ['--ring', `/proc/${process.pid}/fd/${made.fd}`] : []),
     ];
     const started = Date.now();
     const child = execa(shimBinary(), args, { reject: false, stdin: 'ignore', buffer: false });
@@ -75,6 +89,7 @@ export class ShimSupervisor {
     this.log.info({ drive: options.drive, device: this.devicePath, pid: child.pid }, 'shim started');
     void child.then(async (result) => {
       this.child = undefined;
+      if (made) closeSync(made.fd);
       await this.clearMount();
       if (this.stopping) return;
       this.log.error(
@@ -86,6 +101,17 @@ export class ShimSupervisor {
       this.backoff = ranLong ? 500 : Math.min(this.backoff * 2, MAX_BACKOFF_MS);
       if (!this.stopping) this.start();
     });
+  }
+
+  private makeRing(bytes: number): ReturnType<typeof createRecordRing> {
+    try {
+      const made = createRecordRing(bytes);
+      if (!made) this.log.warn({ drive: this.options.drive }, 'the record ring addon is not built (npm run build): records cross the socket');
+      return made;
+    } catch (err) {
+      this.log.warn({ drive: this.options.drive, err: (err as Error).message }, 'no record ring: records cross the socket');
+      return undefined;
+    }
   }
 
   /** Resolves once the device node or FUSE mount is in place. */

@@ -3,13 +3,15 @@
 # read(2) and write(2) into requests of at most 128 KiB (reference section 6), so the shim must
 # reassemble a record from its chunks and serve a read in chunks: 10 KiB is one chunk, 128 KiB
 # exactly one full chunk (complete only when the next operation arrives), 300,000 bytes two full
-# chunks and a short one, 1 MiB eight full chunks.
+# chunks and a short one, 1 MiB eight full chunks. Records of 64 KiB and more cross from the shim to
+# the daemon in the shim's record ring, smaller ones on the socket; the daemon's metrics count both.
 source "$CASES/lib.sh"
 
 sizes=(10240 131072 300000 1048576)
 per_file=4
 
 start_daemon "
+metrics: 127.0.0.1:0
 drives:
   - name: d0
     cuse: pnst0
@@ -23,6 +25,15 @@ for size in "${sizes[@]}"; do
   expect_eq "$(grep 'records out' "$WORK/dd.err")" "$per_file+0 records out" "dd bs=$size: records written"
 done
 expect_eq "$(mt_state /dev/pnst0)" "file=4 block=0 EOF ONLINE IM_REP_EN" "position after four files"
+
+note "how the records crossed from the shim to the daemon (tapeproxy_shim_records_total)"
+metrics=$(sed -n 's/.*"address":"\([^"]*\)".*"msg":"metrics listening .*/\1/p' "$DAEMON_LOG" | head -n 1)
+[[ -n $metrics ]] || fail "no address in the daemon's 'metrics listening' line"
+node -e "fetch('http://$metrics/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))" >"$WORK/metrics.txt"
+grep '^tapeproxy_shim_records_total' "$WORK/metrics.txt"
+# The records were assembled from CUSE's chunks, then went whole: 128 KiB, 300,000 and 1 MiB ones in the ring.
+expect_eq "$(grep '^tapeproxy_shim_records_total{drive="d0",path="ring"}' "$WORK/metrics.txt")" 'tapeproxy_shim_records_total{drive="d0",path="ring"} 12' "records through the ring"
+expect_eq "$(grep '^tapeproxy_shim_records_total{drive="d0",path="socket"}' "$WORK/metrics.txt")" 'tapeproxy_shim_records_total{drive="d0",path="socket"} 4' "records on the socket"
 
 note "reading each file back with dd bs=2M: one read(2) must return exactly one record"
 mt -f /dev/pnst0 rewind

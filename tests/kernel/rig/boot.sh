@@ -11,7 +11,7 @@ repo=$(cd "$(dirname "$0")/../../.." && pwd)
 node=$(readlink -f "$node")
 
 [[ -f $run/cases.tsv ]] || { echo "boot: $run/cases.tsv is missing" >&2; exit 1; }
-for f in dist/client/tapeproxy.js cuse-shim/build/tapeproxy-shim package.json; do
+for f in dist/client/tapeproxy.js cuse-shim/build/tapeproxy-shim daemon/frontends/shim/native/build/shared-ring.node package.json; do
   [[ -e $repo/$f ]] || { echo "boot: $repo/$f is missing: run npm run build first" >&2; exit 1; }
 done
 mkdir -p "$run/results"
@@ -22,7 +22,9 @@ mkdir -p "$run/results"
   cd "$repo"
   mapfile -t deps < <(npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s|^$repo/||" | sort -u)
   ((${#deps[@]} > 0)) || { echo "boot: npm ls found no production dependencies" >&2; exit 1; }
-  tar -cf "$run/app.tar" dist package.json cuse-shim/build/tapeproxy-shim cuse-shim/build/tapeproxy-st-io "${deps[@]}"
+  # The record ring's addon too, so that CUSE writes go through the ring there as on a host.
+  tar -cf "$run/app.tar" dist package.json cuse-shim/build/tapeproxy-shim cuse-shim/build/tapeproxy-st-io \
+    daemon/frontends/shim/native/build/shared-ring.node "${deps[@]}"
 )
 
 # The disk is a snapshot: every boot starts from the same root file system, and several runs may

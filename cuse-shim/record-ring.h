@@ -1,0 +1,39 @@
+/*
+ * The record ring (proto/shim-frames.md, "Record ring"): shared memory the daemon makes and the
+ * shim inherits as a descriptor. The shim copies a large record into it and sends only where it lies
+ * instead of the record itself: the record no longer crosses the socket (a copy into the kernel and
+ * one out of it, with their system calls), and the daemon's sinks and hashing read it where it is.
+ *
+ * Layout: the first page is the header, of which the daemon writes one field, `released` (u64 at
+ * offset 0): the ring position up to which it has let every record go. The rest is the data area.
+ * Positions count bytes since the ring was made and never wrap; a position's byte lies at
+ * data[position % size]. A record never wraps: one that would is placed at the start of the area.
+ */
+#ifndef TAPEPROXY_RECORD_RING_H
+#define TAPEPROXY_RECORD_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RING_HEADER_BYTES 4096
+/* Smaller records go on the socket, gathered (daemon-link.c): per record, the ring saves little. */
+#define RING_MIN_RECORD (64 * 1024)
+/* Records start on a page, as the sinks' writes then copy whole pages from the ring. */
+#define RING_ALIGN 4096
+
+struct record_ring {
+	uint8_t *map;
+	size_t map_bytes;
+	uint8_t *data;
+	uint64_t size; /* of the data area */
+	uint64_t head; /* where the next record may start */
+};
+
+/* Maps the ring whose descriptor is fd (then closed). 0, or -errno (-EINVAL: too small). */
+int ring_map(struct record_ring *r, int fd);
+void ring_unmap(struct record_ring *r);
+
+/* Copies len bytes into the ring: 1 with their position in *start, or 0 when the ring has no room. */
+int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start);
+
+#endif

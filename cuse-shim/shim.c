@@ -914,8 +914,8 @@ int main(int argc, char **argv)
 	/* Before anything can report a lost connection; libfuse then leaves these handlers alone. */
 	install_signals();
 
-	/* Before the daemon connects: it sends no record to the ring before then, and its descriptor
-	 * of the ring may go once the connection is made. */
+	/* Before taking the daemon's connection, so that the ring is ready before any record comes, and
+	 * while the daemon's descriptor (which it keeps until this shim exits) is there to open. */
 	if (g.opt.ring) {
 		int rfd = open(g.opt.ring, O_RDWR | O_CLOEXEC);
 		int e = rfd < 0 ? -errno : ring_map(&g.ring, rfd);

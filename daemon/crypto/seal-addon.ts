@@ -1,6 +1,5 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { loadAddon } from '../native-addon.js';
 import { packageRoot } from '../package-root.js';
 
 /** Ciphertext then 16-byte tag of `plain` into `out` at `at`, AES-256-GCM. */
@@ -14,15 +13,4 @@ export const SEAL_ADDON_PATH = join(packageRoot(), 'daemon', 'crypto', 'native',
  * the encryption thread's CPU time at 256 KiB records went from 0.88-0.96 s/GiB to 0.45-0.53 in the
  * bench. Where it is not built (no C compiler), Node's cipher seals the same bytes, slower.
  */
-export const sealAddon: Seal | undefined = load();
-
-function load(): Seal | undefined {
-  if (!existsSync(SEAL_ADDON_PATH)) return undefined;
-  try {
-    return (createRequire(import.meta.url)(SEAL_ADDON_PATH) as { seal: Seal }).seal;
-  } catch (err) {
-    // Built for another Node, say: sealing goes on, slower, and says why.
-    process.emitWarning(`tapeproxy: ${SEAL_ADDON_PATH} does not load (${(err as Error).message}); Node's cipher seals instead`);
-    return undefined;
-  }
-}
+export const sealAddon: Seal | undefined = loadAddon<{ seal: Seal }>(SEAL_ADDON_PATH, "Node's cipher seals instead")?.seal;

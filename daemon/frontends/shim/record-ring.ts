@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type BufferHome, PooledRecord } from '../../drive/record-pool.js';
+import { loadAddon } from '../../native-addon.js';
 import { packageRoot } from '../../package-root.js';
 
 /** The first page of the ring is its header; `released` (u64) is its first field. */
@@ -21,8 +20,8 @@ export const RING_ADDON_PATH = join(packageRoot(), 'daemon', 'frontends', 'shim'
 
 type CreateShared = (bytes: number) => { fd: number; memory: SharedArrayBuffer };
 
-/** A record in the ring the shim put there, held until every sink and the hashing let it go. */
-interface Placed {
+/** A record the shim put in the ring; its buffer comes home once every sink and the hashing let it go. */
+interface Placed extends BufferHome {
   end: number;
   released: boolean;
 }
@@ -56,7 +55,7 @@ export class RecordRing {
     this.releasedCell = new BigUint64Array(memory, 0, 1);
   }
 
-  /** Records placed and not yet let go (for tests and metrics). */
+  /** Records placed and not yet let go. */
   get held(): number {
     return this.placed.length;
   }
@@ -67,11 +66,10 @@ export class RecordRing {
     if (!Number.isSafeInteger(start) || length <= 0 || start < this.lastEnd || offset + length > this.size || start + length - this.released > this.size) {
       throw new RingError(`a record of ${length} bytes at ring position ${start} is outside the ring's free space (${this.released} to ${this.released + this.size}, next from ${this.lastEnd})`);
     }
-    const placed: Placed = { end: start + length, released: false };
+    const placed: Placed = { end: start + length, released: false, give: () => this.release(placed) };
     this.placed.push(placed);
     this.lastEnd = placed.end;
-    const home: BufferHome = { give: () => this.release(placed) };
-    return new PooledRecord(this.data.subarray(offset, offset + length), length, home);
+    return new PooledRecord(this.data.subarray(offset, offset + length), length, placed);
   }
 
   private release(placed: Placed): void {
@@ -86,28 +84,17 @@ export class RecordRing {
   }
 }
 
+/** Loaded at the first ring (null: not there). */
+let addon: { create: CreateShared } | null | undefined;
+
 /**
- * A new ring of `bytes` (rounded up to whole pages) and the descriptor the shim inherits (the
- * caller closes it once the shim has it); undefined where the addon is not built.
+ * A new ring of `bytes` (rounded up to whole pages) and its descriptor, which the shim opens as
+ * /proc/PID/fd/N and the caller closes once the shim has exited; undefined where the addon is not built.
  */
 export function createRecordRing(bytes: number): { ring: RecordRing; fd: number } | undefined {
-  const create = ringAddon();
-  if (!create) return undefined;
-  const { fd, memory } = create(RING_HEADER_BYTES + Math.ceil(bytes / RING_ALIGN) * RING_ALIGN);
+  addon ??= loadAddon<{ create: CreateShared }>(RING_ADDON_PATH, 'shim records go on the socket') ?? null;
+  if (!addon) return undefined;
+  const { fd, memory } = addon.create(RING_HEADER_BYTES + Math.ceil(bytes / RING_ALIGN) * RING_ALIGN);
   return { ring: new RecordRing(memory), fd };
 }
 
-let addon: CreateShared | null | undefined;
-function ringAddon(): CreateShared | undefined {
-  if (addon === undefined) {
-    addon = null;
-    if (existsSync(RING_ADDON_PATH)) {
-      try {
-        addon = (createRequire(import.meta.url)(RING_ADDON_PATH) as { create: CreateShared }).create;
-      } catch (err) {
-        process.emitWarning(`tapeproxy: ${RING_ADDON_PATH} does not load (${(err as Error).message}); shim records go on the socket`);
-      }
-    }
-  }
-  return addon ?? undefined;
-}

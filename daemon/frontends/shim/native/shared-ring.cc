@@ -1,5 +1,5 @@
 // The shim's record ring (proto/shim-frames.md, "Record ring"): shared memory the daemon makes, the
-// shim inherits as a descriptor and writes large records into, and the daemon reads them from as a
+// shim opens through the daemon's descriptor and writes large records into, and the daemon reads as a
 // SharedArrayBuffer, so that worker threads (hashing, encryption) read them there too. Node cannot
 // map memory itself, and N-API makes only plain ArrayBuffers over outside memory: hence V8's API.
 #include <node.h>
@@ -23,8 +23,9 @@ void Unmap(void *data, size_t length, void *)
 	munmap(data, length);
 }
 
-// create(bytes) -> { fd, memory }: a memfd of that size (close-on-exec; the spawner dups it into the
-// child) mapped shared; the mapping lives as long as the SharedArrayBuffer and its copies in workers.
+// create(bytes) -> { fd, memory }: a memfd of that size (close-on-exec: the shim opens it as
+// /proc/PID/fd/N) mapped shared; the mapping lives as long as the SharedArrayBuffer and its copies in
+// workers.
 void Create(const v8::FunctionCallbackInfo<v8::Value> &args)
 {
 	v8::Isolate *isolate = args.GetIsolate();

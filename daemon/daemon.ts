@@ -25,7 +25,8 @@ import { Journal } from './catalog/journal.js';
 import { imageTemplate } from './manifest/image-paths.js';
 import { stageNames } from './stages/stage-uri.js';
 import { ManifestRecorder } from './manifest/recorder.js';
-import { hashSpeedNotice, sha256Speed } from './manifest/hash-speed.js';
+import { blake3Missing, usableHash } from './manifest/file-hash.js';
+import { hashSpeed, hashSpeedNotice } from './manifest/hash-speed.js';
 import { writeBehindWindow } from './drive/write-behind-window.js';
 
 /** Room in a gRPC message for the fields around a record. */
@@ -59,9 +60,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         () => frontEnds.map(({ link }) => ({ drive: link.drive.name, ...link.writes })),
       )
     : undefined;
-  if (config.drives.some((d) => d.manifests !== false)) {
-    const notice = hashSpeedNotice(sha256Speed());
-    log[notice.level]({ sha256MBps: notice.mbPerSecond }, notice.message);
+  const hashes = new Set(config.drives.filter((d) => d.manifests !== false).map((d) => d.manifestHash));
+  if (hashes.has('blake3') && blake3Missing) log.warn({ reason: blake3Missing }, 'BLAKE3 is not available on this machine: manifests are hashed with SHA-256');
+  for (const hash of new Set([...hashes].map(usableHash))) {
+    const notice = hashSpeedNotice(hash, hashSpeed(hash));
+    log[notice.level]({ hash, hashMBps: notice.mbPerSecond }, notice.message);
   }
   for (const d of config.drives) {
     const sinkLog: SinkLog = (message, fields, level = 'info') => log[level]({ drive: d.name, ...fields }, message);
@@ -140,6 +143,7 @@ function manifestRecorder(d: DriveConfig, sinks: Sink[], setAside: (sink: Sink) 
     }),
     setAside,
     journal: new Journal(journalPath(catalogDir, d.name)),
+    hash: usableHash(d.manifestHash),
     log,
   });
 }

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { defaultCatalogDir, readSessions, type Session } from '../../daemon/catalog/catalog.js';
+import { digestOf } from '../../daemon/manifest/manifest.js';
 import { type GlobalArgs, UsageError } from '../cli-error.js';
 
 interface Args {
@@ -38,7 +39,7 @@ export const catalogCommand = {
 /** What terms are looked for in: names, copies, content types and digests. */
 function searchable(s: Session): string {
   const files = s.volumes.flatMap((v) => v.files.filter((f) => f.session === s.session));
-  return [s.session, s.drive, ...s.copies, ...files.flatMap((f) => [f.content, f.sha256 ?? ''])].join('\n').toLowerCase();
+  return [s.session, s.drive, ...s.copies, ...files.flatMap((f) => [f.content, digestOf(f).digest ?? ''])].join('\n').toLowerCase();
 }
 
 /** An ISO date (or date and time), or an age such as 12h or 7d, as an ISO time. */
@@ -73,7 +74,8 @@ function formatSession(s: Session, withFiles: boolean): string {
     for (const v of s.volumes) {
       v.files.forEach((f, i) => {
         if (f.session !== s.session) return;
-        lines.push(`  volume ${v.volume} file ${i}: ${f.content}, ${f.records} records, ${f.bytes} bytes, sha256 ${f.sha256 ?? 'unknown (rewritten in place)'}`);
+        const { hash, digest } = digestOf(f);
+        lines.push(`  volume ${v.volume} file ${i}: ${f.content}, ${f.records} records, ${f.bytes} bytes, ${hash} ${digest ?? 'unknown (rewritten in place)'}`);
       });
     }
   }

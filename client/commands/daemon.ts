@@ -25,6 +25,7 @@ interface Args {
   'runtime-dir'?: string;
   'catalog-dir'?: string;
   manifests?: boolean;
+  'manifest-hash'?: string;
   'follow-writer'?: boolean;
   metrics?: string;
   'record-port'?: string;
@@ -65,6 +66,11 @@ export const daemonCommand = {
       .option('runtime-dir', { type: 'string', describe: `where the shims' sockets go (default ${DEFAULTS.runtimeDir})` })
       .option('catalog-dir', { type: 'string', describe: `where the catalog of sessions goes (default ${defaultCatalogDir()})` })
       .option('manifests', { type: 'boolean', describe: 'record manifests next to images and in the catalog (default on; --no-manifests)' })
+      .option('manifest-hash', {
+        type: 'string',
+        choices: ['blake3', 'sha256'],
+        describe: `the manifests' digests (default ${DEFAULTS.manifestHash}; sha256 where a FIPS-approved hash is required, slower)`,
+      })
       .option('follow-writer', {
         type: 'boolean',
         describe: "the device's shim serves reads and writes on the CPU the writer last ran on, within its own CPUs (default on; --no-follow-writer)",
@@ -169,6 +175,7 @@ async function configFrom(args: Args): Promise<DaemonConfig> {
           'device-mode': args['device-mode'],
           'device-group': args['device-group'],
           manifests: args.manifests,
+          'manifest-hash': args['manifest-hash'],
           'follow-writer': args['follow-writer'],
         },
       ],

@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { defaultCatalogDir, journalPath, readSessions } from '../../daemon/catalog/catalog.js';
 import { appendOnce } from '../../daemon/catalog/journal.js';
 import { imageTemplate, manifestPath } from '../../daemon/manifest/image-paths.js';
-import { describesCopy, type ImageManifest, MANIFEST_FORMAT, type VolumeManifest } from '../../daemon/manifest/manifest.js';
+import { describesCopy, type ImageManifest, READABLE_FORMATS, type VolumeManifest } from '../../daemon/manifest/manifest.js';
 import { verifyVolume, type VerifyCopy, type VolumeVerdict } from '../../daemon/manifest/verifier.js';
 import { sinkFromUri } from '../../daemon/sinks/sink-uri.js';
 import { innermostUri, stageNames } from '../../daemon/stages/stage-uri.js';
@@ -82,7 +82,7 @@ async function readManifest(path: string): Promise<VolumeManifest> {
   } catch (err) {
     throw new UsageError(`cannot read the manifest ${path}: ${(err as Error).message}`);
   }
-  if (manifest.format !== MANIFEST_FORMAT) throw new UsageError(`${path} is not a tapeproxy manifest (format ${MANIFEST_FORMAT})`);
+  if (!READABLE_FORMATS.includes(manifest.format)) throw new UsageError(`${path} is not a tapeproxy manifest (format ${READABLE_FORMATS.join(' or ')})`);
   return manifest;
 }
 

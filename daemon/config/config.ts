@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import type { HashName } from '../manifest/file-hash.js';
 import { sinkFromUri } from '../sinks/sink-uri.js';
 import { sinkEntry, stageKeysAt } from '../stages/stage-config.js';
 import { parseSize } from './size.js';
@@ -25,6 +26,7 @@ export const DEFAULTS = {
   autoload: true,
   followWriter: true,
   stallTimeout: 120,
+  manifestHash: 'blake3',
 } as const;
 
 const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -75,6 +77,7 @@ const DriveSchema = z
     'device-mode': z.string().regex(/^0?[0-7]{3}$/, 'an octal mode such as 0660').default(DEFAULTS.deviceMode),
     'device-group': z.string().min(1).default(DEFAULTS.deviceGroup),
     manifests: z.boolean().optional(),
+    'manifest-hash': z.enum(['blake3', 'sha256'] satisfies HashName[]).default(DEFAULTS.manifestHash),
     'follow-writer': z.boolean().default(DEFAULTS.followWriter),
   })
   .strict()
@@ -114,6 +117,8 @@ export interface DriveConfig {
   followWriter: boolean;
   /** Record manifests and the catalog (default true). */
   manifests?: boolean;
+  /** The hash of the manifests' digests (daemon/manifest/file-hash.ts). */
+  manifestHash: HashName;
 }
 
 export interface DaemonConfig {
@@ -169,6 +174,7 @@ export function validateConfig(raw: unknown): DaemonConfig {
       deviceGroup: d['device-group'],
       followWriter: d['follow-writer'],
       manifests: d.manifests,
+      manifestHash: d['manifest-hash'],
     })),
     ...(parsed.data.metrics && { metrics: parsed.data.metrics }),
     ...(parsed.data['record-port'] !== undefined && { recordPort: parsed.data['record-port'] }),

@@ -1,20 +1,30 @@
-import { createHash, type Hash } from 'node:crypto';
 import type { ContentType } from './content-type.js';
+import { type HashName, newHash, type RunningHash } from './file-hash.js';
 
 /**
  * Manifests: what a volume holds, per tape file, so any copy can be checked against it.
  *
  * A file's digest covers its records in order with their boundaries: each record is hashed as a
  * 32-bit big-endian length followed by its bytes, so the same bytes framed differently differ.
- * Records are hashed in groups of GROUP_RECORDS (each group's SHA-256 is kept, to say where a copy
- * differs); the file's SHA-256 is taken over "tapeproxy-manifest-1\n", the record count as a 64-bit
- * big-endian number, and the group digests in order. Record sizes are kept run-length encoded, so a
- * missing or extra record is found exactly.
+ * Records are hashed in groups of GROUP_RECORDS (each group's digest is kept, to say where a copy
+ * differs); the file's digest is taken over the hash's prefix (HASH_PREFIX), the record count as a
+ * 64-bit big-endian number, and the group digests in order. Record sizes are kept run-length
+ * encoded, so a missing or extra record is found exactly.
+ *
+ * Format 1 hashed with SHA-256 and kept each file's digest as `sha256`. Format 2 keeps it under the
+ * name of the hash it was taken with, `blake3` or `sha256`: a volume written on after an upgrade
+ * keeps its earlier files' SHA-256 digests beside the BLAKE3 digests of the new ones.
  */
-export const MANIFEST_FORMAT = 'tapeproxy-manifest-1';
+export const MANIFEST_FORMAT = 'tapeproxy-manifest-2';
+export type ManifestFormat = 'tapeproxy-manifest-1' | typeof MANIFEST_FORMAT;
+/** The formats verify and the recorder read. */
+export const READABLE_FORMATS: readonly string[] = ['tapeproxy-manifest-1', MANIFEST_FORMAT];
 export const GROUP_RECORDS = 1024;
+/** What a file's digest starts with, by hash: format 1's SHA-256 digests stay as they were. */
+const HASH_PREFIX: Record<HashName, string> = { sha256: 'tapeproxy-manifest-1\n', blake3: 'tapeproxy-manifest-2\n' };
 export const DIGEST_DEFINITION =
-  'per record: u32be length | bytes; sha256 per group of 1024 records; file sha256 = sha256("tapeproxy-manifest-1\\n" | u64be records | group digests)';
+  'per record: u32be length | bytes; H per group of 1024 records; file digest = H(prefix | u64be records | group digests); ' +
+  'H and prefix by the key the file\'s digest is under: blake3 "tapeproxy-manifest-2\\n", sha256 "tapeproxy-manifest-1\\n"';
 
 export interface FileManifest {
   /** Object number (records and filemarks from BOT) of the file's first record. */
@@ -28,14 +38,18 @@ export interface FileManifest {
   /** A filemark follows the file (the last file of a volume may have none). */
   filemark: boolean;
   content: ContentType;
-  /** The file's digest; null where part of it was rewritten in place and could not be hashed. */
-  sha256: string | null;
+  /**
+   * The file's digest, under the name of its hash (one of the two); null where part of the file
+   * was rewritten in place and could not be hashed.
+   */
+  blake3?: string | null;
+  sha256?: string | null;
   groups: string[];
 }
 
 export interface VolumeManifest {
-  format: typeof MANIFEST_FORMAT;
-  digest: typeof DIGEST_DEFINITION;
+  format: ManifestFormat;
+  digest: string;
   drive: string;
   session: string;
   volume: number;
@@ -97,23 +111,38 @@ export function sizeAt(sizes: readonly [number, number][], n: number): number | 
   return undefined;
 }
 
+/** A file's digest and the hash it was taken with. */
+export function digestOf(file: Pick<FileManifest, 'blake3' | 'sha256'>): { hash: HashName; digest: string | null } {
+  return file.blake3 !== undefined ? { hash: 'blake3', digest: file.blake3 } : { hash: 'sha256', digest: file.sha256 ?? null };
+}
+
+/** A file's digest field, named by its hash. */
+export function digestField(hash: HashName, digest: string | null): Pick<FileManifest, 'blake3' | 'sha256'> {
+  return hash === 'blake3' ? { blake3: digest } : { sha256: digest };
+}
+
 /** The file's digest from its record count and group digests. */
-export function fileDigest(records: number, groups: readonly Buffer[]): string {
-  const h = createHash('sha256').update(`${MANIFEST_FORMAT}\n`);
+export function fileDigest(hash: HashName, records: number, groups: readonly Buffer[]): string {
+  const h = newHash(hash);
+  h.update(Buffer.from(HASH_PREFIX[hash]));
   const count = Buffer.alloc(8);
   count.writeBigUInt64BE(BigInt(records));
   h.update(count);
   for (const g of groups) h.update(g);
-  return h.digest('hex');
+  return h.digest().toString('hex');
 }
 
 /** Hashes one tape file's records as they come (in a worker for the daemon, inline for verify). */
 export class FileHasher {
-  private group: Hash = createHash('sha256');
+  private group: RunningHash;
   private inGroup = 0;
   private records = 0;
   private readonly done: Buffer[] = [];
   private readonly length = Buffer.alloc(4);
+
+  constructor(readonly hash: HashName) {
+    this.group = newHash(hash);
+  }
 
   add(record: Uint8Array): void {
     this.length.writeUInt32BE(record.length);
@@ -122,7 +151,7 @@ export class FileHasher {
     this.records++;
     if (++this.inGroup === GROUP_RECORDS) {
       this.done.push(this.group.digest());
-      this.group = createHash('sha256');
+      this.group = newHash(this.hash);
       this.inGroup = 0;
     }
   }
@@ -132,8 +161,8 @@ export class FileHasher {
   }
 
   /** Digest and group digests of what was added so far; adding may go on. */
-  snapshot(): { sha256: string; groups: string[] } {
-    const groups = this.inGroup > 0 ? [...this.done, this.group.copy().digest()] : this.done;
-    return { sha256: fileDigest(this.records, groups), groups: groups.map((g) => g.toString('hex')) };
+  snapshot(): { hash: HashName; digest: string; groups: string[] } {
+    const groups = this.inGroup > 0 ? [...this.done, this.group.digest()] : this.done;
+    return { hash: this.hash, digest: fileDigest(this.hash, this.records, groups), groups: groups.map((g) => g.toString('hex')) };
   }
 }

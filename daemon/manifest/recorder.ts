@@ -12,13 +12,17 @@ import {
   type CopyFailure,
   describesCopy,
   DIGEST_DEFINITION,
+  digestField,
+  digestOf,
   fileDigest,
   type FileManifest,
   formatManifest,
   type ImageManifest,
   MANIFEST_FORMAT,
+  READABLE_FORMATS,
   type VolumeManifest,
 } from './manifest.js';
+import type { HashName } from './file-hash.js';
 import { StreamHasher } from './stream-hasher.js';
 
 /**
@@ -53,13 +57,15 @@ export interface RecorderOptions {
   setAside?: (sink: Sink) => boolean;
   /** The drive's catalog journal. */
   journal?: Journal;
+  /** The hash new files' digests are taken with (file-hash.ts: usableHash). */
+  hash: HashName;
   log: SinkLog;
 }
 
 /** A tape file being recorded; `stream` is its hash stream while its digest can still grow. */
 interface FileState extends FileManifest {
   stream?: number;
-  /** Records covered by `sha256`. */
+  /** Records covered by the digest. */
   hashed: number;
 }
 
@@ -86,7 +92,7 @@ interface VolumeState {
  * A recording problem is logged and never fails the backup.
  */
 export class ManifestRecorder implements MirrorRecorder {
-  private readonly hasher = new StreamHasher();
+  private readonly hasher: StreamHasher;
   private readonly files = new LatestWriter((path, err) => this.options.log(`cannot write the manifest ${path}: ${err.message}`, { manifest: path }, 'warn'));
   private current: VolumeState | undefined;
   private session: { id: string; volumes: Set<number> } | undefined;
@@ -94,7 +100,9 @@ export class ManifestRecorder implements MirrorRecorder {
   /** Copies that failed on the current volume: their manifest says so and is left as it is. */
   private readonly failedCopies = new Set<Sink>();
 
-  constructor(private readonly options: RecorderOptions) {}
+  constructor(private readonly options: RecorderOptions) {
+    this.hasher = new StreamHasher(options.hash);
+  }
 
   async loaded(volume: number): Promise<void> {
     this.failedCopies.clear();
@@ -268,7 +276,7 @@ export class ManifestRecorder implements MirrorRecorder {
   }
 
   private unhashable(file: FileState): void {
-    Object.assign(file, { sha256: null, groups: [], stream: undefined });
+    Object.assign(file, { ...digestField(digestOf(file).hash, null), groups: [], stream: undefined });
   }
 
   private forget(files: FileState[]): void {
@@ -285,7 +293,7 @@ export class ManifestRecorder implements MirrorRecorder {
       sizes: [],
       filemark: false,
       content: 'empty',
-      sha256: hashing ? fileDigest(0, []) : null,
+      ...digestField(this.options.hash, hashing ? fileDigest(this.options.hash, 0, []) : null),
       groups: [],
       hashed: 0,
       ...(hashing && { stream: this.hasher.newStream() }),
@@ -310,7 +318,7 @@ export class ManifestRecorder implements MirrorRecorder {
       const snapshots = new Map((await this.hasher.snapshot(growing.map((f) => f.stream!))).map((s) => [s.stream, s]));
       for (const f of growing) {
         const s = snapshots.get(f.stream!)!;
-        Object.assign(f, { sha256: s.sha256, groups: s.groups, hashed: f.records });
+        Object.assign(f, { ...digestField(s.hash, s.digest), groups: s.groups, hashed: f.records });
       }
     } catch (err) {
       for (const f of v.files) if (f.stream !== undefined) this.unhashable(f);
@@ -364,7 +372,7 @@ export class ManifestRecorder implements MirrorRecorder {
       try {
         const m = JSON.parse(await readFile(manifestPath(template, volume), 'utf8')) as ImageManifest;
         const size = (await stat(volumePath(template, volume))).size;
-        if (m.incomplete || m.format !== MANIFEST_FORMAT || m.volume !== volume || m.imageBytes !== size || !describesCopy(m, stages)) continue;
+        if (m.incomplete || !READABLE_FORMATS.includes(m.format) || m.volume !== volume || m.imageBytes !== size || !describesCopy(m, stages)) continue;
         const files = m.files.map((f) => ({ ...f, hashed: f.records }));
         return { volume, files, unrecordedBefore: m.unrecordedBefore ?? 0, objects: m.objects, session: m.session, dirty: false, unjournaled: false };
       } catch {

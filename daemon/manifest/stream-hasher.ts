@@ -1,19 +1,21 @@
 import type { Lease } from '../drive/record-pool.js';
+import type { HashName } from './file-hash.js';
 import { ChunkPool, Batcher, type BatchRecords, type RecordBatch } from '../workers/record-batch.js';
 import { WorkerClient } from '../workers/worker-client.js';
 import { workerScript } from '../workers/worker-script.js';
 import { WriteQueue } from '../sinks/write-queue.js';
 
 export type HashRequest =
-  | ({ op: 'records'; streams: number[] } & BatchRecords)
-  | { op: 'snapshot'; streams: number[] }
+  | ({ op: 'records'; hash: HashName; streams: number[] } & BatchRecords)
+  | { op: 'snapshot'; hash: HashName; streams: number[] }
   | { op: 'drop'; streams: number[] };
 
 export type HashReply = { snapshots?: Snapshot[] };
 
 export interface Snapshot {
   stream: number;
-  sha256: string;
+  hash: HashName;
+  digest: string;
   groups: string[];
 }
 
@@ -21,7 +23,7 @@ const HASH_BATCH_BYTES = 8 * 2 ** 20;
 
 /**
  * Manifest hashing off the main thread: records are batched to one worker thread that keeps a
- * FileHasher per stream (a tape file), in order. The bytes not hashed yet are bounded by the
+ * FileHasher per stream (a tape file), in order, with the drive's hash. The bytes not hashed yet are bounded by the
  * caller through `queuedBytes`/`drain`, as a sink's queue is.
  */
 export class StreamHasher {
@@ -34,6 +36,8 @@ export class StreamHasher {
   private readonly batcher = new Batcher<number>(this.chunks, (batch) => this.send(batch), { gatherMs: 5, maxBytes: HASH_BATCH_BYTES });
   private readonly queue = new WriteQueue();
   private nextStream = 1;
+
+  constructor(readonly hash: HashName) {}
 
   /** The worker's first failure (the hashes of the files it held are lost). */
   get failure(): Error | undefined {
@@ -65,7 +69,7 @@ export class StreamHasher {
     this.batcher.flush();
     if (this.queue.failure) throw this.queue.failure; // a new worker would not know the streams
     if (streams.length === 0) return [];
-    return (await this.worker.request({ op: 'snapshot', streams })).snapshots ?? [];
+    return (await this.worker.request({ op: 'snapshot', hash: this.hash, streams })).snapshots ?? [];
   }
 
   /** Forgets finished streams. */
@@ -81,7 +85,7 @@ export class StreamHasher {
   private send(batch: RecordBatch<number>): void {
     const bytes = batch.bytes;
     this.worker
-      .request({ op: 'records', ...batch.message, streams: batch.meta })
+      .request({ op: 'records', hash: this.hash, ...batch.message, streams: batch.meta })
       .then(
         () => this.queue.done(bytes),
         (err: Error) => this.queue.fail(err),

@@ -1,6 +1,7 @@
 import type { TapeObject } from '../drive/medium.js';
 import type { Sink } from '../sinks/sink.js';
-import { FileHasher, GROUP_RECORDS, sizeAt, type FileManifest, type VolumeManifest } from './manifest.js';
+import { usableHash } from './file-hash.js';
+import { digestOf, FileHasher, GROUP_RECORDS, sizeAt, type FileManifest, type VolumeManifest } from './manifest.js';
 
 /** One copy to read back: a sink opened read-only, named as the user gave it. */
 export interface VerifyCopy {
@@ -31,7 +32,7 @@ const where = (p: Place) => `file ${p.file}, record ${p.record} (object ${p.obje
 /** A copy read back: its place, its digest of the current file, and its first differences. */
 class CopyReader {
   readonly place: Place;
-  private hasher = new FileHasher();
+  private hasher: FileHasher;
   done = false;
   /** Its first difference from the manifest, or a read error. */
   problem: string | undefined;
@@ -47,6 +48,13 @@ class CopyReader {
     private readonly manifest: VolumeManifest | undefined,
   ) {
     this.place = { file: 0, record: 0, object: start };
+    this.hasher = this.fileHasher();
+  }
+
+  /** A hasher for the file at the head: with its digest's hash, or (no manifest says) any. */
+  private fileHasher(): FileHasher {
+    const expected = this.manifest?.files[this.place.file];
+    return new FileHasher(expected ? digestOf(expected).hash : usableHash('blake3'));
   }
 
   async next(): Promise<TapeObject | undefined> {
@@ -76,7 +84,7 @@ class CopyReader {
       this.place.record = 0;
       this.place.object++;
       this.files++;
-      this.hasher = new FileHasher();
+      this.hasher = this.fileHasher();
       return;
     }
     const { data } = object;
@@ -103,14 +111,15 @@ class CopyReader {
     if (p.record < expected.records) return this.stop(`file ${p.file} ends after ${p.record} records (object ${p.object}); the manifest has ${expected.records}: records missing`);
     if (filemark !== expected.filemark) return this.stop(`file ${p.file} ${filemark ? 'ends with a filemark the manifest does not have' : 'has no filemark'} (object ${p.object})`);
     this.checkGroups(expected);
-    if (!this.problem && expected.sha256 !== null && this.hasher.snapshot().sha256 !== expected.sha256) {
+    const { digest } = digestOf(expected);
+    if (!this.problem && digest !== null && this.hasher.snapshot().digest !== digest) {
       this.stop(`file ${p.file}: its digest differs from the manifest`);
     }
   }
 
   /** Compares the groups hashed so far with the manifest's: names the first group that differs. */
   private checkGroups(expected: FileManifest | undefined): void {
-    if (!expected || expected.sha256 === null || this.problem) return;
+    if (!expected || digestOf(expected).digest === null || this.problem) return;
     const groups = this.hasher.snapshot().groups;
     const last = groups.length - 1;
     const complete = this.hasher.count % GROUP_RECORDS === 0 || this.hasher.count === expected.records;

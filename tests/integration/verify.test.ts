@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { readSessions } from '../../daemon/catalog/catalog.js';
 import { MtOp } from '../../daemon/drive/mtio.js';
-import type { VolumeManifest } from '../../daemon/manifest/manifest.js';
+import { type FileManifest, FileHasher, type VolumeManifest } from '../../daemon/manifest/manifest.js';
 import { cli, imageObjects, startDaemon } from '../support/daemon.js';
 import { writeImage } from '../support/images.js';
 import { useTempDir } from '../support/temp-dir.js';
@@ -59,12 +59,12 @@ async function doctor(name: string, volume: number, change: (objects: (Buffer | 
 describe('manifests', () => {
   it('each volume has one next to each image, describing its files; the catalog has the session', async () => {
     const manifest = JSON.parse(await readFile(path('a-1.tap.manifest.json'), 'utf8')) as VolumeManifest & { imageBytes: number };
-    expect(manifest).toMatchObject({ format: 'tapeproxy-manifest-1', drive: 'pnst0', volume: 1, objects: 47 });
+    expect(manifest).toMatchObject({ format: 'tapeproxy-manifest-2', drive: 'pnst0', volume: 1, objects: 47 });
     expect(manifest.files.map((f) => [f.start, f.records, f.bytes, f.sizes, f.filemark])).toEqual([
       [0, 40, 40 * RECORD, [[RECORD, 40]], true],
       [41, 5, 5 * RECORD, [[RECORD, 5]], true],
     ]);
-    expect(manifest.files[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.files[0]!.blake3).toMatch(/^[0-9a-f]{64}$/);
     expect(manifest.imageBytes).toBe((await readFile(path('a-1.tap'))).length);
     const encryptedManifest = JSON.parse(await readFile(path('b-1.tap.manifest.json'), 'utf8')) as VolumeManifest & { imageBytes: number };
     expect(encryptedManifest.files).toEqual(manifest.files);
@@ -73,10 +73,28 @@ describe('manifests', () => {
     const [session, ...more] = await readSessions(path('catalog'), 'pnst0');
     expect(more).toEqual([]);
     expect(session).toMatchObject({ drive: 'pnst0', unfinished: false, copies: [`file:${plain}`, `encrypt:keyfile=${path('k')}|file:${path('b-%v.tap')}`] });
-    expect(session!.volumes.map((v) => [v.volume, v.files.length, v.files[0]!.sha256])).toEqual([
-      [1, 2, manifest.files[0]!.sha256],
+    expect(session!.volumes.map((v) => [v.volume, v.files.length, v.files[0]!.blake3])).toEqual([
+      [1, 2, manifest.files[0]!.blake3],
       [2, 1, expect.stringMatching(/^[0-9a-f]{64}$/)],
     ]);
+  });
+
+  it('one recorded by format 1 (SHA-256, by tapeproxy before BLAKE3) still verifies, and finds a changed record', async () => {
+    const file = path('a-2.tap.manifest.json');
+    const manifest = JSON.parse(await readFile(file, 'utf8')) as VolumeManifest;
+    const hasher = new FileHasher('sha256');
+    for (const object of await imageObjects(path('a-2.tap'))) if (object) hasher.add(object);
+    const { digest, groups } = hasher.snapshot();
+    const [{ blake3: _blake3, ...only }] = manifest.files as [FileManifest];
+    await writeFile(file, JSON.stringify({ ...manifest, format: 'tapeproxy-manifest-1', files: [{ ...only, sha256: digest, groups }] }));
+    expect((await verify(plain, '--volume', '2')).exitCode).toBe(0);
+
+    await doctor('a', 2, (objects) => {
+      objects[17]![5000]! ^= 1;
+    });
+    const r = await verify(plain, '--volume', '2');
+    expect(r.exitCode).toBe(1);
+    expect(r.out).toContain(`${plain}: file 0, records 0-29: content differs from the manifest`);
   });
 
   it('the digest covers record boundaries: the same bytes in other records differ', async () => {

@@ -9,8 +9,8 @@ import { MemorySink } from '../../daemon/sinks/memory-sink.js';
 import { SinkUriError, sinkFromUri } from '../../daemon/sinks/sink-uri.js';
 import { useTempDir } from '../support/temp-dir.js';
 
-/** A drive without a kernel device still carries the device defaults. */
-const NO_DEVICE = { deviceMode: '0660', deviceGroup: 'tape', followWriter: true };
+/** A drive without a kernel device still carries the device defaults, and the manifests' hash. */
+const DRIVE_DEFAULTS = { deviceMode: '0660', deviceGroup: 'tape', followWriter: true, manifestHash: 'blake3' };
 const K = 2 ** 10;
 const M = 2 ** 20;
 const G = 2 ** 30;
@@ -137,7 +137,7 @@ describe('validateConfig', () => {
     expect(validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'] }] })).toEqual({
       listen: '127.0.0.1:7070',
       runtimeDir: '/run/tapeproxy', // as root, which the tests run as
-      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: true, ...NO_DEVICE }],
+      drives: [{ name: 'pnst0', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: true, ...DRIVE_DEFAULTS }],
     });
     expect(DEFAULTS).toEqual({
       listen: '127.0.0.1:7070',
@@ -149,7 +149,15 @@ describe('validateConfig', () => {
       autoload: true,
       followWriter: true,
       stallTimeout: 120,
+      manifestHash: 'blake3',
     });
+  });
+
+  it("manifest-hash: blake3 or sha256, and nothing else", () => {
+    const drive = (extra: object) => validateConfig({ drives: [{ name: 'pnst0', sinks: ['mem:'], ...extra }] }).drives[0];
+    expect(drive({ 'manifest-hash': 'sha256' })?.manifestHash).toBe('sha256');
+    expect(drive({ 'manifest-hash': 'blake3' })?.manifestHash).toBe('blake3');
+    expect(() => drive({ 'manifest-hash': 'md5' })).toThrow(/^drives\[0\]\.manifest-hash: .*"blake3".*"sha256"/);
   });
 
   it('a drive has a FUSE file or a CUSE device (default name: the drive), not both; FUSE records are at most 1M', () => {
@@ -185,7 +193,7 @@ describe('validateConfig', () => {
       minCopies: 2,
       stallTimeoutMs: 120_000,
       autoload: false,
-      ...NO_DEVICE,
+      ...DRIVE_DEFAULTS,
     });
     expect(config.drives[1]?.name).toBe('b.2_x-y');
   });
@@ -205,7 +213,7 @@ describe('validateConfig', () => {
         'drives[0].name: letters, digits, ".", "_" and "-" only',
         "drives[0].window: invalid size '12Q': expected a number with an optional K, M, G or T suffix",
         'drives[0].autoload: Invalid input: expected boolean, received string',
-        "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, stall-timeout, autoload, fuse, cuse, device-mode, device-group, manifests, follow-writer",
+        "drives[0]: unknown key 'extra'; known keys here: name, sinks, max-record, window, min-copies, stall-timeout, autoload, fuse, cuse, device-mode, device-group, manifests, manifest-hash, follow-writer",
       ].join('\n'),
     );
   });
@@ -307,9 +315,9 @@ describe('loadConfigFile', () => {
           minCopies: 2,
       stallTimeoutMs: 120_000,
           autoload: true,
-          ...NO_DEVICE,
+          ...DRIVE_DEFAULTS,
         },
-        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: false, ...NO_DEVICE },
+        { name: 'pnst1', sinks: ['mem:'], maxRecord: M, window: 16 * M, minCopies: 1, stallTimeoutMs: 120_000, autoload: false, ...DRIVE_DEFAULTS },
       ],
     });
   });

@@ -35,6 +35,7 @@ it('the example config in deploy/ is valid and means what its comments say', asy
         deviceMode: '0660',
         deviceGroup: 'tape',
         followWriter: true,
+        manifestHash: 'blake3',
       },
     ],
   });

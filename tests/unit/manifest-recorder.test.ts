@@ -3,6 +3,7 @@
  * next to the images when the drive writes, appends, rewrites, erases and changes volumes, and what
  * its journal says about sessions.
  */
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { Journal, readJournal } from '../../daemon/catalog/journal.js';
 import { type DriveHandle, PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 import { MtOp } from '../../daemon/drive/mtio.js';
 import type { DriveEventBody } from '../../daemon/events/events.js';
+import type { HashName } from '../../daemon/manifest/file-hash.js';
 import { fileDigest, FileHasher, GROUP_RECORDS, type VolumeManifest } from '../../daemon/manifest/manifest.js';
 import { ManifestRecorder } from '../../daemon/manifest/recorder.js';
 import { Mirror } from '../../daemon/mirror/mirror.js';
@@ -30,12 +32,12 @@ afterEach(async () => {
 /** What the recorder is doing about the last close (the daemon starts it on the drive's 'closed' event). */
 let closing: Promise<void> = Promise.resolve();
 
-/** A drive pnst0 over one image copy a-%v.tap, recording manifests and a journal. */
-async function drive(capacity = new Capacity()): Promise<{ fd: DriveHandle; drive: PseudoDrive; journal: string }> {
+/** A drive pnst0 over one image copy a-%v.tap, recording manifests (with `hash`) and a journal. */
+async function drive(capacity = new Capacity(), hash: HashName = 'blake3'): Promise<{ fd: DriveHandle; drive: PseudoDrive; journal: string }> {
   const template = path.join(tmp.path, 'a-%v.tap');
   const journal = path.join(tmp.path, 'catalog', 'pnst0.jsonl');
   const sink = new FileSink({ path: template, capacity, readonly: false, fsync: false });
-  const recorder = new ManifestRecorder({ drive: 'pnst0', copies: [sink.name], images: [{ template, sink, stages: [] }], journal: new Journal(journal), log: () => undefined });
+  const recorder = new ManifestRecorder({ drive: 'pnst0', copies: [sink.name], images: [{ template, sink, stages: [] }], journal: new Journal(journal), hash, log: () => undefined });
   const mirror = new Mirror([sink], { window: 1 << 20, recorder });
   const events = (e: DriveEventBody) => {
     if (e.type === 'closed') closing = recorder.writerClosed(mirror.pastEarlyWarning);
@@ -50,8 +52,8 @@ async function drive(capacity = new Capacity()): Promise<{ fd: DriveHandle; driv
 const record = (n: number, size = 1000) => Buffer.alloc(size, n);
 
 /** A daemon run that wrote one file of one record to volume 1 and stopped. */
-async function oneFileInAnEarlierRun(): Promise<void> {
-  const first = await drive();
+async function oneFileInAnEarlierRun(hash: HashName = 'blake3'): Promise<void> {
+  const first = await drive(undefined, hash);
   await first.fd.write(record(1));
   await first.fd.ioctl(MtOp.MTWEOF, 1);
   await first.fd.close();
@@ -63,12 +65,18 @@ async function manifest(volume = 1): Promise<VolumeManifest> {
   return JSON.parse(await readFile(path.join(tmp.path, `a-${volume}.tap.manifest.json`), 'utf8')) as VolumeManifest;
 }
 
-/** The digest of a file of these records, computed here the way the manifest defines it. */
-function digestOf(records: Buffer[]): string {
-  const h = new FileHasher();
+/** The digest of a file of these records, by the manifest's code. */
+function digestOf(records: Buffer[], hash: HashName = 'blake3'): string {
+  const h = new FileHasher(hash);
   for (const r of records) h.add(r);
-  return h.snapshot().sha256;
+  return h.snapshot().digest;
 }
+
+/** The hashes, from their own libraries: the definition is checked against them, not against itself. */
+const reference: Record<HashName, (data: Buffer) => string> = {
+  blake3: (data) => new Blake3Hasher().update(data).digest('hex'),
+  sha256: (data) => createHash('sha256').update(data).digest('hex'),
+};
 
 describe('manifest recorder', () => {
   it('describes each file: start, records, sizes, filemark, content and digest', async () => {
@@ -84,20 +92,27 @@ describe('manifest recorder', () => {
       [4, 0, 0, [], true, 'empty'],
       [5, 1, 1000, [[1000, 1]], false, 'unknown'],
     ]);
-    expect(m.files.map((f) => f.sha256)).toEqual([digestOf(first), fileDigest(0, []), digestOf([record(4)])]);
+    expect(m.format).toBe('tapeproxy-manifest-2');
+    expect(m.files.map((f) => f.blake3)).toEqual([digestOf(first), fileDigest('blake3', 0, []), digestOf([record(4)])]);
+    expect(m.files.every((f) => !('sha256' in f))).toBe(true);
     expect(m.objects).toBe(6);
   });
 
-  it('groups of 1024 records each have a digest; the file digest is over them', async () => {
-    const { fd } = await drive();
+  it.each([
+    ['blake3', 'tapeproxy-manifest-2\n'],
+    ['sha256', 'tapeproxy-manifest-1\n'],
+  ] as const)('groups of 1024 records each have a digest; the file digest is over them (%s)', async (hash, prefix) => {
+    const { fd } = await drive(undefined, hash);
     const records = Array.from({ length: GROUP_RECORDS + 5 }, (_, i) => record(i % 256, 100));
     for (const r of records) await fd.write(r);
     await fd.ioctl(MtOp.MTWEOF, 1);
     const [file] = (await manifest()).files;
-    const framed = (rs: Buffer[]) => createHash('sha256').update(Buffer.concat(rs.flatMap((r) => [Buffer.from([0, 0, r.length >> 8, r.length & 255]), r]))).digest('hex');
+    const framed = (rs: Buffer[]) => reference[hash](Buffer.concat(rs.flatMap((r) => [Buffer.from([0, 0, r.length >> 8, r.length & 255]), r])));
     expect(file!.groups).toEqual([framed(records.slice(0, GROUP_RECORDS)), framed(records.slice(GROUP_RECORDS))]);
-    expect(file!.sha256).toBe(fileDigest(records.length, file!.groups.map((g) => Buffer.from(g, 'hex'))));
-    expect(file!.sha256).toBe(digestOf(records));
+    const count = Buffer.alloc(8);
+    count.writeBigUInt64BE(BigInt(records.length));
+    expect(file![hash]).toBe(reference[hash](Buffer.concat([Buffer.from(prefix), count, ...file!.groups.map((g) => Buffer.from(g, 'hex'))])));
+    expect(file![hash]).toBe(digestOf(records, hash));
   });
 
   it('appending after mt eod in a later run continues the manifest found next to the image', async () => {
@@ -110,8 +125,29 @@ describe('manifest recorder', () => {
     await again.fd.ioctl(MtOp.MTWEOF, 1);
     const after = await manifest();
     expect(after.files[0]).toEqual(before.files[0]);
-    expect(after.files[1]).toMatchObject({ start: 2, records: 1, sha256: digestOf([record(2)]) });
+    expect(after.files[1]).toMatchObject({ start: 2, records: 1, blake3: digestOf([record(2)]) });
     expect(after.files[1]!.session).not.toBe(after.files[0]!.session);
+  });
+
+  it('a volume recorded by format 1 (SHA-256) is continued: its files keep their digests, new files get BLAKE3', async () => {
+    await oneFileInAnEarlierRun('sha256');
+    // As tapeproxy wrote it before format 2: every digest under `sha256`, the format 1 definition.
+    const file = path.join(tmp.path, 'a-1.tap.manifest.json');
+    const old = await manifest();
+    const digest = 'per record: u32be length | bytes; sha256 per group of 1024 records; file sha256 = sha256("tapeproxy-manifest-1\\n" | u64be records | group digests)';
+    await writeFile(file, JSON.stringify({ ...old, format: 'tapeproxy-manifest-1', digest }));
+    expect(old.files[0]!.sha256).toBe(digestOf([record(1)], 'sha256'));
+
+    const again = await drive();
+    await again.fd.ioctl(MtOp.MTEOM, 1);
+    await again.fd.write(record(2));
+    await again.fd.ioctl(MtOp.MTWEOF, 1);
+    const after = await manifest();
+    expect(after.format).toBe('tapeproxy-manifest-2');
+    expect(after.unrecordedBefore).toBeUndefined();
+    expect(after.files[0]).toEqual(old.files[0]);
+    expect(after.files[1]).toMatchObject({ start: 2, records: 1, blake3: digestOf([record(2)]) });
+    expect('sha256' in after.files[1]!).toBe(false);
   });
 
   it('an image changed behind its manifest is recorded from where writing began', async () => {
@@ -140,7 +176,7 @@ describe('manifest recorder', () => {
     await fd.write(record(20));
     await fd.ioctl(MtOp.MTWEOF, 1);
     let m = await manifest();
-    expect(m.files.map((f) => [f.start, f.records, f.sha256])).toEqual([
+    expect(m.files.map((f) => [f.start, f.records, f.blake3])).toEqual([
       [0, 4, digestOf([0, 1, 2, 3].map((n) => record(n)))],
       [5, 1, digestOf([record(20)])],
     ]);
@@ -149,7 +185,7 @@ describe('manifest recorder', () => {
     await fd.write(record(30));
     await fd.ioctl(MtOp.MTWEOF, 1);
     m = await manifest();
-    expect(m.files.map((f) => [f.start, f.records, f.bytes, f.filemark, f.sha256, f.groups])).toEqual([[0, 3, 3000, true, null, []]]);
+    expect(m.files.map((f) => [f.start, f.records, f.bytes, f.filemark, f.blake3, f.groups])).toEqual([[0, 3, 3000, true, null, []]]);
     expect(m.objects).toBe(4);
   });
 
@@ -181,7 +217,7 @@ describe('manifest recorder', () => {
     const template = path.join(tmp.path, 'a-%v.tap');
     const journal = path.join(tmp.path, 'catalog', 'pnst0.jsonl');
     const sink = new FileSink({ path: template, capacity: new Capacity(), readonly: false, fsync: false });
-    const recorder = new ManifestRecorder({ drive: 'pnst0', copies: [sink.name], images: [{ template, sink, stages: [] }], journal: new Journal(journal), log: () => undefined });
+    const recorder = new ManifestRecorder({ drive: 'pnst0', copies: [sink.name], images: [{ template, sink, stages: [] }], journal: new Journal(journal), hash: 'blake3', log: () => undefined });
     const mirror = new Mirror([sink], { window: 1 << 20, recorder });
     const d = new PseudoDrive('pnst0', mirror, { maxRecord: 1 << 20, autoload: true });
     await d.start();

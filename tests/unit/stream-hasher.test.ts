@@ -17,11 +17,11 @@ afterEach(async () => {
   hasher = undefined;
 });
 
-describe('StreamHasher', () => {
+describe.each(['blake3', 'sha256'] as const)('StreamHasher (%s)', (hash) => {
   it('gives the digests of what each stream was given, across batches and reused buffers', async () => {
-    hasher = new StreamHasher();
+    hasher = new StreamHasher(hash);
     const streams = [hasher.newStream(), hasher.newStream()];
-    const expected = streams.map(() => new FileHasher());
+    const expected = streams.map(() => new FileHasher(hash));
     const reused = Buffer.alloc(3 * 2 ** 20);
     const sizes = [300_000, 10_240, 65_536, 0, 1_048_576, 3 * 2 ** 20, 4_000];
     for (let i = 0; i < 40; i++) {
@@ -38,9 +38,9 @@ describe('StreamHasher', () => {
   });
 
   it('hashes leased pooled records in place, holding them until hashed', async () => {
-    hasher = new StreamHasher();
+    hasher = new StreamHasher(hash);
     const stream = hasher.newStream();
-    const expected = new FileHasher();
+    const expected = new FileHasher(hash);
     const pool = new RecordPool();
     const given: Uint8Array[] = [];
     const sameMemory = (a: Uint8Array) => given.some((g) => g.buffer === a.buffer && g.byteOffset === a.byteOffset);

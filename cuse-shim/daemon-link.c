@@ -235,6 +235,14 @@ void link_set_ring(struct daemon_link *l, struct record_ring *ring)
 	pthread_mutex_unlock(&l->send_lock);
 }
 
+uint8_t *link_ring_spot(struct daemon_link *l, size_t before, size_t room)
+{
+	pthread_mutex_lock(&l->send_lock);
+	uint8_t *spot = l->ring ? ring_spot(l->ring, before, room) : NULL;
+	pthread_mutex_unlock(&l->send_lock);
+	return spot;
+}
+
 int link_flush(struct daemon_link *l)
 {
 	pthread_mutex_lock(&l->send_lock);

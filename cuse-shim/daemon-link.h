@@ -55,6 +55,8 @@ int link_call(struct daemon_link *l, uint16_t type, uint16_t flags, int32_t arg,
 struct record_ring;
 /* Large WRITE records go through ring from now on, while it has room (NULL: none do). */
 void link_set_ring(struct daemon_link *l, struct record_ring *ring);
+/* ring_spot of the link's ring (record-ring.h), or NULL without one. */
+uint8_t *link_ring_spot(struct daemon_link *l, size_t before, size_t room);
 
 /* Waits for every write-behind reply. 0, or -EIO if the connection is lost. */
 int link_drain(struct daemon_link *l);

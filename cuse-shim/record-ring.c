@@ -36,20 +36,62 @@ void ring_unmap(struct record_ring *r)
 	*r = (struct record_ring){0};
 }
 
-int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start)
+static uint64_t page_up(uint64_t position)
 {
-	if (!r->map || len > r->size)
-		return 0;
-	uint64_t at = r->head;
-	uint64_t offset = at % r->size;
-	if (offset + len > r->size)
-		at += r->size - offset;
+	return (position + RING_ALIGN - 1) / RING_ALIGN * RING_ALIGN;
+}
+
+/* Whether the bytes [from, to) are free: past the last record's end, and released by the daemon. */
+static int is_free(const struct record_ring *r, uint64_t from, uint64_t to)
+{
 	/* Acquire: the daemon's reads of the bytes it released happen before this shim overwrites them. */
 	uint64_t released = __atomic_load_n((const uint64_t *)r->map, __ATOMIC_ACQUIRE);
-	if (at + len - released > r->size)
+	return from >= r->end && to - released <= r->size;
+}
+
+int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start)
+{
+	const uint8_t *spot = r->spot;
+	r->spot = NULL;
+	if (!r->map || len > r->size)
 		return 0;
-	memcpy(r->data + at % r->size, src, len);
+	uint64_t at;
+	if (spot && src == spot && r->spot_at + len <= r->spot_end && is_free(r, r->spot_at, r->spot_at + len)) {
+		at = r->spot_at; /* read there by the kernel: nothing to copy */
+	} else {
+		at = r->head;
+		uint64_t offset = at % r->size;
+		if (offset + len > r->size)
+			at += r->size - offset;
+		if (!is_free(r, at, at + len))
+			return 0;
+		/* memmove: a record read into the ring but not at its spot may overlap where it goes. */
+		memmove(r->data + at % r->size, src, len);
+	}
 	*start = at;
-	r->head = (at + len + RING_ALIGN - 1) / RING_ALIGN * RING_ALIGN;
+	r->end = at + len;
+	r->head = page_up(r->end);
 	return 1;
+}
+
+uint8_t *ring_spot(struct record_ring *r, size_t before, size_t room)
+{
+	r->spot = NULL;
+	if (!r->map || room > r->size)
+		return NULL;
+	uint64_t at = page_up(r->end + before);
+	uint64_t from = at - before;
+	if (from % r->size + room > r->size) {
+		from += r->size - from % r->size; /* the next lap's start */
+		at = page_up(from + before);
+		from = at - before;
+		if (from % r->size + room > r->size)
+			return NULL; /* `before` so large that no place in a lap fits */
+	}
+	if (!is_free(r, from, from + room))
+		return NULL;
+	r->spot = r->data + at % r->size;
+	r->spot_at = at;
+	r->spot_end = from + room;
+	return r->data + from % r->size;
 }

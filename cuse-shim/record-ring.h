@@ -27,13 +27,24 @@ struct record_ring {
 	uint8_t *data;
 	uint64_t size; /* of the data area */
 	uint64_t head; /* where the next record may start */
+	uint64_t end;  /* where the last record ends */
+	/* ring_spot's place: a record at spot is placed where it lies, up to spot_end. */
+	const uint8_t *spot;
+	uint64_t spot_at, spot_end;
 };
 
 /* Maps the ring whose descriptor is fd (then closed). 0, or -errno (-EINVAL: too small). */
 int ring_map(struct record_ring *r, int fd);
 void ring_unmap(struct record_ring *r);
 
-/* Copies len bytes into the ring: 1 with their position in *start, or 0 when the ring has no room. */
+/* Copies len bytes into the ring: 1 with their position in *start, or 0 when the ring has no room.
+ * A record that lies at the place ring_spot gave is placed there, without a copy. */
 int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start);
+
+/* Where to read `room` bytes of which the record starts `before` bytes in, so that the record lands
+ * on a free page of the ring: the kernel then reads a FUSE WRITE's record straight into the ring,
+ * and ring_put finds it there. NULL while the ring has no such room. The place holds until the
+ * next ring_put. */
+uint8_t *ring_spot(struct record_ring *r, size_t before, size_t room);
 
 #endif

@@ -40,6 +40,13 @@
 #define MAX_RECORD_LIMIT (64u * 1024 * 1024)
 /* libfuse 3.14's receive buffer holds 256 pages: the largest FUSE write request is 1 MiB. */
 #define FUSE_MODE_MAX_WRITE (1024u * 1024)
+/* What one read of /dev/fuse may bring in FUSE mode: a request's headers and at most max_write
+ * bytes (libfuse reads with max_write and a page for the headers). */
+#define FUSE_MODE_READ_BYTES (FUSE_MODE_MAX_WRITE + 4096u)
+/* Where a WRITE's data starts in the request: struct fuse_in_header and struct fuse_write_in,
+ * 40 bytes each (<linux/fuse.h>, protocol 7.9 and later). Were it otherwise, records would still
+ * reach the daemon, copied (record-ring.c). */
+#define FUSE_WRITE_DATA_OFFSET 80u
 
 _Static_assert(MTIOCTOP == 0x40086d01, "x86_64 MTIOCTOP");
 _Static_assert(MTIOCGET == 0x80306d02, "x86_64 MTIOCGET");
@@ -664,6 +671,34 @@ static int prepare_fuse_file(const char *path)
 	return 0;
 }
 
+/*
+ * FUSE mode's session loop: libfuse's (fuse_loop.c), except where each request is read. Where the
+ * record ring has room, the request is read so that a WRITE's record lands on a free page of the
+ * ring: the kernel's copy out of the writer is then the only one before the daemon's sinks, and
+ * send_locked (daemon-link.c) finds the record already placed. Other requests land there too and
+ * are forgotten with the place, which the next read uses again.
+ */
+static int fuse_loop(struct fuse_session *se)
+{
+	uint8_t *own = malloc(FUSE_MODE_READ_BYTES);
+	if (!own)
+		return -ENOMEM;
+	int res = 0;
+	while (!fuse_session_exited(se)) {
+		uint8_t *spot = link_ring_spot(g.link, FUSE_WRITE_DATA_OFFSET, FUSE_MODE_READ_BYTES);
+		struct fuse_buf buf = {.mem = spot ? spot : own, .size = FUSE_MODE_READ_BYTES};
+		res = fuse_session_receive_buf(se, &buf);
+		if (res == -EINTR)
+			continue;
+		if (res <= 0)
+			break;
+		fuse_session_process_buf(se, &buf);
+	}
+	free(own);
+	fuse_session_reset(se);
+	return res > 0 ? 0 : res;
+}
+
 static int run_fuse(void)
 {
 	const char *path = g.opt.fuse_path;
@@ -698,7 +733,7 @@ static int run_fuse(void)
 	}
 	if (g.stop || atomic_load(&g.lost))
 		fuse_session_exit(se);
-	int res = fuse_session_loop(se);
+	int res = fuse_loop(se);
 	atomic_store(&g.loop_done, 1);
 	fuse_session_unmount(se);
 	g.se = NULL;

@@ -84,6 +84,58 @@ static void test_wraps_to_the_start_once_released(void)
 	ring_unmap(&r);
 }
 
+static void fill(uint8_t *p, size_t len, uint8_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 7 + seed);
+}
+
+static int filled(const uint8_t *p, size_t len, uint8_t seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(i * 7 + seed))
+			return 0;
+	return 1;
+}
+
+/* The FUSE loop reads each request at a spot: a record read there is placed where it lies. */
+static void test_places_a_record_read_at_its_spot_where_it_lies(void)
+{
+	struct record_ring r;
+	CHECK(ring_map(&r, ring_file(RING_HEADER_BYTES + DATA)) == 0);
+	uint8_t *read_at = ring_spot(&r, 80, 128 * KiB);
+	/* The record, 80 bytes in, starts on the first page boundary it can. */
+	CHECK(read_at == r.data + 4 * KiB - 80);
+	fill(read_at + 80, 100 * KiB, 1); /* what the kernel reads there */
+	uint64_t start = 0;
+	CHECK(ring_put(&r, read_at + 80, 100 * KiB, &start) == 1 && start == 4 * KiB);
+	CHECK(filled(r.data + 4 * KiB, 100 * KiB, 1));
+
+	/* A record from elsewhere is copied to the head as before; the spot is forgotten. */
+	CHECK(ring_spot(&r, 80, 128 * KiB) != NULL);
+	uint8_t rec[100 * KiB];
+	fill(rec, sizeof(rec), 2);
+	CHECK(ring_put(&r, rec, sizeof(rec), &start) == 1 && start == 104 * KiB);
+	CHECK(filled(r.data + 104 * KiB, sizeof(rec), 2));
+
+	/* 52 KiB left in this lap: the spot is in the next, once the daemon released what it covers. */
+	CHECK(ring_spot(&r, 80, 128 * KiB) == NULL);
+	release_to(&r, 204 * KiB);
+	read_at = ring_spot(&r, 80, 128 * KiB);
+	CHECK(read_at == r.data + 4 * KiB - 80);
+	fill(read_at + 80, 64 * KiB, 3);
+	CHECK(ring_put(&r, read_at + 80, 64 * KiB, &start) == 1 && start == DATA + 4 * KiB);
+	CHECK(filled(r.data + 4 * KiB, 64 * KiB, 3));
+
+	/* A record read into the ring but not at its spot (headers of another size) is moved. */
+	read_at = ring_spot(&r, 80, 128 * KiB);
+	CHECK(read_at == r.data + 72 * KiB - 80);
+	fill(read_at + 80 + 40, 64 * KiB, 4);
+	CHECK(ring_put(&r, read_at + 80 + 40, 64 * KiB, &start) == 1 && start == DATA + 68 * KiB);
+	CHECK(filled(r.data + 68 * KiB, 64 * KiB, 4));
+	ring_unmap(&r);
+}
+
 static void test_refuses_a_ring_too_small_or_missing(void)
 {
 	struct record_ring r;
@@ -93,6 +145,7 @@ static void test_refuses_a_ring_too_small_or_missing(void)
 	uint64_t start;
 	uint8_t b[RING_MIN_RECORD] = {0};
 	CHECK(ring_put(&r, b, sizeof(b), &start) == 0); /* an unmapped ring takes nothing */
+	CHECK(ring_spot(&r, 80, sizeof(b)) == NULL);
 	ring_unmap(&r);
 }
 
@@ -100,6 +153,7 @@ int main(void)
 {
 	test_places_records_in_order_on_pages();
 	test_wraps_to_the_start_once_released();
+	test_places_a_record_read_at_its_spot_where_it_lies();
 	test_refuses_a_ring_too_small_or_missing();
 	return test_result("test-record-ring");
 }

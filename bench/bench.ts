@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { hashLabel, usableHash } from '../daemon/manifest/file-hash.js';
+import { HASH_NAMES, hashLabel, usableHash } from '../daemon/manifest/file-hash.js';
 import { hashSpeed } from '../daemon/manifest/hash-speed.js';
 import { statCpuSeconds } from '../daemon/metrics/thread-cpu.js';
 import { packageRoot } from '../daemon/package-root.js';
@@ -241,7 +241,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   whereTimeGoes('E', 'E ', ['local ', 'remote '], "each daemon's threads (local: the drive with an image copy and the grpc copy; remote: the drive the grpc copy writes to)");
   whereTimeGoes('F', 'F ', [''], "the daemon's threads (main, manifest hashing, encryption, other)");
   // SHA-256 too: a drive configured with it (or without BLAKE3 here) is held to its speed.
-  const hashes = [...new Set((['blake3', 'sha256'] as const).map(usableHash))];
+  const hashes = [...new Set(HASH_NAMES.map(usableHash))];
   const hashGiBps = Object.fromEntries(hashes.map((hash) => [hash, Number((hashSpeed(hash, 256 * 2 ** 20, 500) / 2 ** 30).toFixed(2))]));
   const speeds = hashes.map((hash) => `${hashLabel(hash)} ${hashGiBps[hash]} GiB/s`).join(', ');
   console.log(`manifest hashing here, on one core: ${speeds} (the drives hash with ${hashLabel(usableHash('blake3'))}): the most a drive that records manifests can take (its records are hashed in order)`);

@@ -51,15 +51,15 @@ static int is_free(const struct record_ring *r, uint64_t from, uint64_t to)
 
 int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start)
 {
-	const uint8_t *spot = r->spot;
-	r->spot = NULL;
+	uint64_t spot_end = r->spot_end;
+	r->spot_end = 0;
 	if (!r->map || len > r->size)
 		return 0;
 	uint64_t at;
-	if (spot && src == spot && r->spot_at + len <= r->spot_end && is_free(r, r->spot_at, r->spot_at + len)) {
-		at = r->spot_at; /* read there by the kernel: nothing to copy */
+	if (spot_end && src == r->data + r->spot_at % r->size && r->spot_at + len <= spot_end) {
+		at = r->spot_at; /* read there by the kernel, into space ring_spot found free: nothing to copy */
 	} else {
-		at = r->head;
+		at = page_up(r->end);
 		uint64_t offset = at % r->size;
 		if (offset + len > r->size)
 			at += r->size - offset;
@@ -70,13 +70,12 @@ int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start
 	}
 	*start = at;
 	r->end = at + len;
-	r->head = page_up(r->end);
 	return 1;
 }
 
 uint8_t *ring_spot(struct record_ring *r, size_t before, size_t room)
 {
-	r->spot = NULL;
+	r->spot_end = 0;
 	if (!r->map || room > r->size)
 		return NULL;
 	uint64_t at = page_up(r->end + before);
@@ -90,7 +89,6 @@ uint8_t *ring_spot(struct record_ring *r, size_t before, size_t room)
 	}
 	if (!is_free(r, from, from + room))
 		return NULL;
-	r->spot = r->data + at % r->size;
 	r->spot_at = at;
 	r->spot_end = from + room;
 	return r->data + from % r->size;

@@ -26,10 +26,9 @@ struct record_ring {
 	size_t map_bytes;
 	uint8_t *data;
 	uint64_t size; /* of the data area */
-	uint64_t head; /* where the next record may start */
-	uint64_t end;  /* where the last record ends */
-	/* ring_spot's place: a record at spot is placed where it lies, up to spot_end. */
-	const uint8_t *spot;
+	uint64_t end;  /* where the last record ends; the next starts on a page after it */
+	/* ring_spot's place (none while spot_end is 0): a record at spot_at is placed where it lies,
+	 * up to spot_end. */
 	uint64_t spot_at, spot_end;
 };
 

@@ -50,10 +50,12 @@ static void test_places_records_in_order_on_pages(void)
 	/* 100 KiB after it, then the next starts on the page after that. */
 	CHECK(ring_put(&r, rec, 100 * KiB - 1, &start) == 1 && start == 64 * KiB);
 	CHECK(memcmp(r.data + 64 * KiB, rec, 100 * KiB - 1) == 0);
-	CHECK(r.head == 164 * KiB);
+	CHECK(r.end == 164 * KiB - 1);
 	/* 92 KiB are left before the end, 164 KiB are held: no room for 100 KiB anywhere. */
 	CHECK(ring_put(&r, rec, 100 * KiB, &start) == 0);
-	CHECK(r.head == 164 * KiB); /* a refusal changes nothing */
+	CHECK(r.end == 164 * KiB - 1); /* a refusal changes nothing */
+	/* The next record starts on the page after the last one's end. */
+	CHECK(ring_put(&r, rec, 64 * KiB, &start) == 1 && start == 164 * KiB);
 	ring_unmap(&r);
 }
 

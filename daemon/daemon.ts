@@ -61,7 +61,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       )
     : undefined;
   const hashes = new Set(config.drives.filter((d) => d.manifests !== false).map((d) => d.manifestHash));
-  if (hashes.has('blake3') && blake3Missing) log.warn({ reason: blake3Missing }, 'BLAKE3 is not available on this machine: manifests are hashed with SHA-256');
+  const missing = hashes.has('blake3') ? blake3Missing() : undefined;
+  if (missing) log.warn({ reason: missing }, 'BLAKE3 is not available on this machine: manifests are hashed with SHA-256');
   for (const hash of new Set([...hashes].map(usableHash))) {
     const notice = hashSpeedNotice(hash, hashSpeed(hash));
     log[notice.level]({ hash, hashMBps: notice.mbPerSecond }, notice.message);

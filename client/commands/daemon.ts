@@ -5,6 +5,7 @@ import { checkConfigPaths, loadCheckedConfig } from '../../daemon/config/config-
 import { startDaemon } from '../../daemon/daemon.js';
 import { defaultCatalogDir } from '../../daemon/catalog/catalog.js';
 import { createLogger } from '../../daemon/log.js';
+import { HASH_NAMES } from '../../daemon/manifest/file-hash.js';
 import { SINK_URI_HELP } from '../../daemon/sinks/sink-uri.js';
 import { UsageError } from '../cli-error.js';
 
@@ -68,7 +69,7 @@ export const daemonCommand = {
       .option('manifests', { type: 'boolean', describe: 'record manifests next to images and in the catalog (default on; --no-manifests)' })
       .option('manifest-hash', {
         type: 'string',
-        choices: ['blake3', 'sha256'],
+        choices: HASH_NAMES,
         describe: `the manifests' digests (default ${DEFAULTS.manifestHash}; sha256 where a FIPS-approved hash is required, slower)`,
       })
       .option('follow-writer', {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { HashName } from '../manifest/file-hash.js';
+import { HASH_NAMES, type HashName } from '../manifest/file-hash.js';
 import { sinkFromUri } from '../sinks/sink-uri.js';
 import { sinkEntry, stageKeysAt } from '../stages/stage-config.js';
 import { parseSize } from './size.js';
@@ -77,7 +77,7 @@ const DriveSchema = z
     'device-mode': z.string().regex(/^0?[0-7]{3}$/, 'an octal mode such as 0660').default(DEFAULTS.deviceMode),
     'device-group': z.string().min(1).default(DEFAULTS.deviceGroup),
     manifests: z.boolean().optional(),
-    'manifest-hash': z.enum(['blake3', 'sha256'] satisfies HashName[]).default(DEFAULTS.manifestHash),
+    'manifest-hash': z.enum(HASH_NAMES).default(DEFAULTS.manifestHash),
     'follow-writer': z.boolean().default(DEFAULTS.followWriter),
   })
   .strict()

@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
  * manifest format 1, and for drives configured with it (`manifest-hash: sha256`, where a site
  * must use a FIPS-approved hash).
  */
-export type HashName = 'blake3' | 'sha256';
+export const HASH_NAMES = ['blake3', 'sha256'] as const;
+export type HashName = (typeof HASH_NAMES)[number];
 
 /** A hash fed piece by piece whose digest can be read at any point, and feeding go on. */
 export interface RunningHash {
@@ -22,28 +23,40 @@ interface Blake3Hasher {
   digestBuffer(): Buffer;
 }
 
-/** @napi-rs/blake-hash (BLAKE3's Rust crate, with its SIMD), or why it is missing here. */
-const blake3 = ((): { Hasher: new () => Blake3Hasher } | { missing: string } => {
-  try {
-    const module = createRequire(import.meta.url)('@napi-rs/blake-hash') as { Blake3Hasher: new () => Blake3Hasher };
-    return { Hasher: module.Blake3Hasher };
-  } catch (err) {
-    return { missing: (err as Error).message.split('\n')[0]! };
+type Blake3 = { Hasher: new () => Blake3Hasher } | { missing: string };
+let loaded: Blake3 | undefined;
+
+/**
+ * @napi-rs/blake-hash (BLAKE3's Rust crate, with its SIMD), or why it is missing here; loaded at
+ * first use, so that a command that hashes nothing does not load it.
+ */
+function blake3(): Blake3 {
+  if (!loaded) {
+    try {
+      loaded = { Hasher: (createRequire(import.meta.url)('@napi-rs/blake-hash') as { Blake3Hasher: new () => Blake3Hasher }).Blake3Hasher };
+    } catch (err) {
+      loaded = { missing: (err as Error).message.split('\n')[0]! };
+    }
   }
-})();
+  return loaded;
+}
 
 /** Why BLAKE3 cannot be used on this machine (its package has no build for it), or undefined. */
-export const blake3Missing: string | undefined = 'missing' in blake3 ? blake3.missing : undefined;
+export function blake3Missing(): string | undefined {
+  const b = blake3();
+  return 'missing' in b ? b.missing : undefined;
+}
 
 /** The hash a drive configured with `wanted` records new files with: SHA-256 where BLAKE3 is missing. */
 export function usableHash(wanted: HashName): HashName {
-  return wanted === 'blake3' && blake3Missing ? 'sha256' : wanted;
+  return wanted === 'blake3' && blake3Missing() ? 'sha256' : wanted;
 }
 
 export function newHash(name: HashName): RunningHash {
   if (name === 'blake3') {
-    if ('missing' in blake3) throw new Error(`BLAKE3 is not available here: ${blake3.missing}`);
-    const h = new blake3.Hasher();
+    const b = blake3();
+    if ('missing' in b) throw new Error(`BLAKE3 is not available here: ${b.missing}`);
+    const h = new b.Hasher();
     return { update: (data) => void h.update(data), digest: () => h.digestBuffer() };
   }
   const h = createHash('sha256');

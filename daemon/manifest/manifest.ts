@@ -16,9 +16,9 @@ import { type HashName, newHash, type RunningHash } from './file-hash.js';
  * keeps its earlier files' SHA-256 digests beside the BLAKE3 digests of the new ones.
  */
 export const MANIFEST_FORMAT = 'tapeproxy-manifest-2';
-export type ManifestFormat = 'tapeproxy-manifest-1' | typeof MANIFEST_FORMAT;
 /** The formats verify and the recorder read. */
-export const READABLE_FORMATS: readonly string[] = ['tapeproxy-manifest-1', MANIFEST_FORMAT];
+export const READABLE_FORMATS = ['tapeproxy-manifest-1', MANIFEST_FORMAT] as const;
+export type ManifestFormat = (typeof READABLE_FORMATS)[number];
 export const GROUP_RECORDS = 1024;
 /** What a file's digest starts with, by hash: format 1's SHA-256 digests stay as they were. */
 const HASH_PREFIX: Record<HashName, string> = { sha256: 'tapeproxy-manifest-1\n', blake3: 'tapeproxy-manifest-2\n' };

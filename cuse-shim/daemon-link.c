@@ -126,24 +126,31 @@ static int enqueue(struct daemon_link *l, uint16_t type, int behind, uint32_t by
 	return 0;
 }
 
-/* The gathered frames, then this one (header and payload), in one sendmsg where the socket takes
- * it; MSG_NOSIGNAL instead of SIGPIPE. Called with send_lock held. */
+/*
+ * A WRITE's record goes in the ring where the kernel read it there (any size: nothing to copy), or
+ * copied when it is large and the ring has room; *h and *payload then become the frame that says
+ * where it lies, with the position in `position`. Called with send_lock held.
+ */
+static void place_in_ring(struct daemon_link *l, struct frame_header *h, const void **payload,
+			  uint8_t position[RING_POSITION_BYTES])
+{
+	uint64_t start;
+	if (h->type != FRAME_WRITE || !l->ring || !h->length ||
+	    (h->length < RING_MIN_RECORD && !ring_at_spot(l->ring, *payload, h->length)) ||
+	    !ring_put(l->ring, *payload, h->length, &start))
+		return;
+	for (int i = 0; i < RING_POSITION_BYTES; i++)
+		position[i] = (uint8_t)(start >> (8 * i));
+	*h = (struct frame_header){.length = RING_POSITION_BYTES, .type = FRAME_WRITE,
+				   .flags = (uint16_t)(h->flags | FRAME_IN_RING), .id = h->id, .arg = (int32_t)h->length};
+	*payload = position;
+}
+
+/* The gathered frames, then this one (header and payload, NULL for none), in one sendmsg where the
+ * socket takes it; MSG_NOSIGNAL instead of SIGPIPE. Called with send_lock held. */
 static int send_locked(struct daemon_link *l, const struct frame_header *h, const void *payload)
 {
 	uint8_t head[FRAME_HEADER_BYTES];
-	/* A large record goes in the ring when it has room, and the frame says where. */
-	struct frame_header in_ring;
-	uint8_t position[RING_POSITION_BYTES];
-	uint64_t start;
-	if (h && h->type == FRAME_WRITE && h->length >= RING_MIN_RECORD && l->ring &&
-	    ring_put(l->ring, payload, h->length, &start)) {
-		in_ring = (struct frame_header){.length = RING_POSITION_BYTES, .type = FRAME_WRITE,
-						.flags = (uint16_t)(h->flags | FRAME_IN_RING), .id = h->id, .arg = (int32_t)h->length};
-		for (int i = 0; i < RING_POSITION_BYTES; i++)
-			position[i] = (uint8_t)(start >> (8 * i));
-		h = &in_ring;
-		payload = position;
-	}
 	struct iovec iov[3];
 	struct msghdr msg = {.msg_iov = iov};
 	if (l->gathered_bytes)
@@ -190,8 +197,11 @@ static int send_locked(struct daemon_link *l, const struct frame_header *h, cons
 
 static int send_frame(struct daemon_link *l, const struct frame_header *h, const void *payload)
 {
+	struct frame_header f = *h;
+	uint8_t position[RING_POSITION_BYTES];
 	pthread_mutex_lock(&l->send_lock);
-	int r = send_locked(l, h, payload);
+	place_in_ring(l, &f, &payload, position);
+	int r = send_locked(l, &f, payload);
 	pthread_mutex_unlock(&l->send_lock);
 	return r;
 }
@@ -207,22 +217,26 @@ static int reply_due(struct daemon_link *l)
 	return due;
 }
 
-/* A write-behind frame: gathered when small and the daemon has replies to send, else sent now. */
+/* A write-behind frame: gathered when its record is small and the daemon has replies to send, else
+ * sent now. A small record the kernel read into the ring gathers only its position. */
 static int send_or_gather(struct daemon_link *l, const struct frame_header *h, const void *payload)
 {
-	size_t bytes = FRAME_HEADER_BYTES + h->length;
+	struct frame_header f = *h;
+	uint8_t position[RING_POSITION_BYTES];
 	int r = 0;
 	pthread_mutex_lock(&l->send_lock);
+	place_in_ring(l, &f, &payload, position);
+	size_t bytes = FRAME_HEADER_BYTES + f.length;
 	/* At most a quarter of the window waits here: the daemon holds its replies until it has about
 	 * that much (shim-connection.ts), so the two keep the pipe full instead of taking turns. */
 	if (h->length < GATHER_MAX_RECORD && l->gathered_bytes + bytes <= GATHER_BYTES &&
 	    l->gathered_frames + 1 < l->window / 4 && reply_due(l)) {
-		frame_header_encode(h, l->gathered + l->gathered_bytes);
-		memcpy(l->gathered + l->gathered_bytes + FRAME_HEADER_BYTES, payload, h->length);
+		frame_header_encode(&f, l->gathered + l->gathered_bytes);
+		memcpy(l->gathered + l->gathered_bytes + FRAME_HEADER_BYTES, payload, f.length);
 		l->gathered_bytes += bytes;
 		l->gathered_frames++;
 	} else {
-		r = send_locked(l, h, payload);
+		r = send_locked(l, &f, payload);
 	}
 	pthread_mutex_unlock(&l->send_lock);
 	return r;

@@ -49,14 +49,19 @@ static int is_free(const struct record_ring *r, uint64_t from, uint64_t to)
 	return from >= r->end && to - released <= r->size;
 }
 
+int ring_at_spot(const struct record_ring *r, const void *src, size_t len)
+{
+	return r->spot_end && src == r->data + r->spot_at % r->size && r->spot_at + len <= r->spot_end;
+}
+
 int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start)
 {
-	uint64_t spot_end = r->spot_end;
+	int at_spot = ring_at_spot(r, src, len);
 	r->spot_end = 0;
 	if (!r->map || len > r->size)
 		return 0;
 	uint64_t at;
-	if (spot_end && src == r->data + r->spot_at % r->size && r->spot_at + len <= spot_end) {
+	if (at_spot) {
 		at = r->spot_at; /* read there by the kernel, into space ring_spot found free: nothing to copy */
 	} else {
 		at = page_up(r->end);

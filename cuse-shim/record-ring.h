@@ -1,8 +1,9 @@
 /*
  * The record ring (proto/shim-frames.md, "Record ring"): shared memory the daemon makes and the
- * shim inherits as a descriptor. The shim copies a large record into it and sends only where it lies
- * instead of the record itself: the record no longer crosses the socket (a copy into the kernel and
- * one out of it, with their system calls), and the daemon's sinks and hashing read it where it is.
+ * shim inherits as a descriptor. The shim puts a record in it (a large one copied, any one that the
+ * kernel read there in place) and sends only where it lies instead of the record itself: the record
+ * no longer crosses the socket (a copy into the kernel and one out of it, with their system calls),
+ * and the daemon's sinks and hashing read it where it is.
  *
  * Layout: the first page is the header, of which the daemon writes one field, `released` (u64 at
  * offset 0): the ring position up to which it has let every record go. The rest is the data area.
@@ -16,7 +17,8 @@
 #include <stdint.h>
 
 #define RING_HEADER_BYTES 4096
-/* Smaller records go on the socket, gathered (daemon-link.c): per record, the ring saves little. */
+/* Smaller records go in the ring only where the kernel read them into it (ring_at_spot): copied,
+ * they go on the socket, gathered (daemon-link.c), where a copy costs about as much. */
 #define RING_MIN_RECORD (64 * 1024)
 /* Records start on a page, as the sinks' writes then copy whole pages from the ring. */
 #define RING_ALIGN 4096
@@ -39,6 +41,10 @@ void ring_unmap(struct record_ring *r);
 /* Copies len bytes into the ring: 1 with their position in *start, or 0 when the ring has no room.
  * A record that lies at the place ring_spot gave is placed there, without a copy. */
 int ring_put(struct record_ring *r, const void *src, size_t len, uint64_t *start);
+
+/* Whether a record of len bytes at src lies at the place ring_spot gave: ring_put then places it
+ * where it is, without a copy. */
+int ring_at_spot(const struct record_ring *r, const void *src, size_t len);
 
 /* Where to read `room` bytes of which the record starts `before` bytes in, so that the record lands
  * on a free page of the ring: the kernel then reads a FUSE WRITE's record straight into the ring,

@@ -359,10 +359,48 @@ static void test_ring(void)
 	free(rec);
 }
 
+/* A small WRITE the kernel read into the ring (at ring_spot's place) stays there: only its position
+ * crosses, gathered like any small write-behind frame; one read elsewhere goes on the socket. */
+static void test_small_records_read_into_the_ring(void)
+{
+	struct fake f;
+	fake_start(&f, all_ok, 0);
+	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(&f);
+	int fd = memfd_create("test-ring", MFD_CLOEXEC);
+	CHECK(fd >= 0 && ftruncate(fd, RING_HEADER_BYTES + 256 * 1024) == 0);
+	struct record_ring ring;
+	CHECK(ring_map(&ring, fd) == 0);
+	link_set_ring(l, &ring);
+	for (int i = 0; i < 3; i++) {
+		uint8_t *read_at = link_ring_spot(l, 80, 64 * 1024);
+		CHECK(read_at != NULL);
+		memset(read_at + 80, 'a' + i, sizeof(record));
+		CHECK(link_write(l, 0, read_at + 80, sizeof(record), 1) == (ssize_t)sizeof(record));
+	}
+	CHECK(link_ring_spot(l, 80, 64 * 1024) != NULL);
+	CHECK(link_write(l, 0, record, sizeof(record), 1) == (ssize_t)sizeof(record)); /* from elsewhere */
+	CHECK(seen_exactly(&f, 1)); /* the first went at once; the others wait for a reply to be due */
+	fake_allow(&f, 1 << 30);
+	CHECK(link_drain(l) == 0);
+	CHECK(fake_seen(&f) == 4);
+	for (int i = 0; i < 3; i++) {
+		CHECK(f.req[i].flags == (FRAME_WRITE_BEHIND | FRAME_IN_RING) && f.req[i].length == RING_POSITION_BYTES &&
+		      f.req[i].arg == (int32_t)sizeof(record));
+		/* Each on the first page past the last one's end (10 KiB: three pages further). */
+		CHECK(ring.data[4096 + i * 3 * 4096] == 'a' + i);
+	}
+	CHECK(f.req[3].flags == FRAME_WRITE_BEHIND && f.req[3].length == sizeof(record));
+	link_close(l);
+	fake_stop(&f);
+	ring_unmap(&ring);
+}
+
 int main(void)
 {
 	test_round_trips();
 	test_ring();
+	test_small_records_read_into_the_ring();
 	test_window();
 	test_gathering();
 	test_gathering_bounds();

@@ -85,7 +85,7 @@ export class Metrics {
       {
         name: 'tapeproxy_shim_records_total',
         type: 'counter',
-        help: "Records written through the drive's device, by how they reached the daemon: ring (the shim's shared record ring) or socket (records under 64 KiB, and larger ones while the ring was full or where the shim has none).",
+        help: "Records written through the drive's device, by how they reached the daemon: ring (the shim's shared record ring) or socket (records while the ring was full, where the shim has none, and in CUSE mode those under 64 KiB).",
         samples: this.shimWrites().flatMap((w) => [
           { labels: { drive: w.drive, path: 'ring' }, value: w.ring },
           { labels: { drive: w.drive, path: 'socket' }, value: w.socket },

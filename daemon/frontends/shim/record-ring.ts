@@ -30,8 +30,8 @@ interface Placed extends BufferHome {
 export class RingError extends Error {}
 
 /**
- * The daemon's side of a shim's record ring (proto/shim-frames.md, "Record ring"). The shim copies a
- * large record into this shared memory and sends where it lies; here it becomes a record like a
+ * The daemon's side of a shim's record ring (proto/shim-frames.md, "Record ring"). The shim puts a
+ * record in this shared memory (the kernel reads it there in FUSE mode) and sends where it lies; here it becomes a record like a
  * pooled one, a view of the ring, which goes back to the shim once every hold on it is released:
  * records are let go in the order they came (`released` only moves forward over records all of
  * whose holds are gone), so the shim sees one position and never writes over a record still held.

@@ -230,7 +230,7 @@ async function report(seconds: Record<string, number>, peakRssMiB: Record<string
   console.log(`peak RSS MiB: daemon ${peakRssMiB.daemon}, shim ${peakRssMiB.shim}${encrypting}`);
   if (longRun) console.log(`10 GiB stream: ${JSON.stringify(longRun)}`);
   console.log(
-    "copies of each record byte between writer and sinks (Cdd): records of 64 KiB and more kernel→record ring (the shim reads FUSE requests into the ring), ring→each sink: 3 for two copies, as mbuffer (the manifest hash reads the record where it is); while the ring has no room for a whole request, kernel→shim, shim→ring, ring→each sink: 4; smaller ones, and large ones while the ring is full, kernel→shim, shim→socket, socket→record, record→each sink: 5, and for those under 64 KiB 2 more (the shim's gather buffer, the daemon's staging buffer)",
+"copies of each record byte between writer and sinks (Cdd), for two copies: 3, as mbuffer, where the shim has the kernel read the FUSE request into the record ring (kernel→ring, ring→each sink; the manifest hash reads records of 64 KiB and more where they are and copies smaller ones together first); while the ring has no room for a whole request, 4 for records of 64 KiB and more (kernel→shim, shim→ring, ring→each sink); while the ring is full, 5 (kernel→shim, shim→socket, socket→record, record→each sink), and 2 more for records under 64 KiB (the shim's gather buffer, the daemon's staging buffer)",
   );
   if (shimRecords) console.log(`records the shim passed to the daemon (Cdd, Ctar): ${shimRecords.ring} through the record ring, ${shimRecords.socket} on the socket`);
   const whereTimeGoes = (name: Contender, prefix: string, daemons: string[], heading: string) => {

@@ -34,7 +34,18 @@ export function volumePath(template: string, volume: number): string {
  * bytes lie from `at` up to there, behind an end-of-medium marker at `at` (0: none).
  */
 type Op =
-  | { kind: 'write'; at: number; bufs: Buffer[]; bytes: number; releases: (() => void)[]; staleEnd: number }
+  | {
+      kind: 'write';
+      at: number;
+      bufs: Buffer[];
+      bytes: number;
+      releases: (() => void)[];
+      staleEnd: number;
+      /** The position of its first object, and the records among its objects and their bytes. */
+      first: number;
+      records: number;
+      recordBytes: number;
+    }
   | { kind: 'truncate'; at: number }
   | { kind: 'fence'; at: number };
 
@@ -103,6 +114,8 @@ export class FileSink implements Sink {
   private rateDue = 0;
   private records = 0;
   private bytes = 0;
+  /** Where the image of a failed copy stops: the first object its failed write left out. */
+  private stoppedAt: number | undefined;
 
   constructor(private readonly options: FileSinkOptions) {
     this.name = `file:${options.path}`;
@@ -129,6 +142,7 @@ export class FileSink implements Sink {
     this.volume = volume;
     this.path = volumePath(this.options.path, volume);
     this.queue.reset();
+    this.stoppedAt = undefined;
     this.pos = this.offset = this.end = this.staleEnd = 0;
     this.index.reset();
     let writeProtected = this.options.readonly;
@@ -185,9 +199,7 @@ export class FileSink implements Sink {
     const bufs = [words.subarray(0, 4), record];
     if (record.length & 1) bufs.push(PAD_BYTE);
     bufs.push(words.subarray(4));
-    this.append(bufs, framedSize(record.length), 1, lease?.hold());
-    this.records++;
-    this.bytes += record.length;
+    this.append(bufs, framedSize(record.length), 1, lease?.hold(), record.length);
   }
 
   writeFilemarks(count: number): void {
@@ -276,7 +288,7 @@ export class FileSink implements Sink {
       name: this.name,
       volume: this.volume,
       loaded: this.loaded,
-      position: this.pos,
+      position: this.stoppedAt ?? this.pos,
       used: this.end,
       capacity: capacity.capacity,
       earlyWarningAt: capacity.earlyWarningAt,
@@ -292,20 +304,27 @@ export class FileSink implements Sink {
     await this.unload();
   }
 
-  private append(bufs: Buffer[], bytes: number, objects: number, release?: () => void): void {
+  /** Queues `objects` objects of `bytes` bytes in all; `recordBytes` for a record's payload. */
+  private append(bufs: Buffer[], bytes: number, objects: number, release?: () => void, recordBytes?: number): void {
     if (this.failure) {
       release?.();
       return; // already reported; queueing more would only grow memory
     }
     this.cutAtPosition(this.overwriteInPlace);
+    const records = recordBytes === undefined ? 0 : 1;
     const last = this.ops.at(-1);
     if (last?.kind === 'write' && last.at + last.bytes === this.offset && last.bufs.length < MAX_IOV) {
       last.bufs.push(...bufs);
       last.bytes += bytes;
+      last.records += records;
+      last.recordBytes += recordBytes ?? 0;
       if (release) last.releases.push(release);
     } else {
-      this.ops.push({ kind: 'write', at: this.offset, bufs, bytes, releases: release ? [release] : [], staleEnd: this.staleEnd });
+      const releases = release ? [release] : [];
+      this.ops.push({ kind: 'write', at: this.offset, bufs, bytes, releases, staleEnd: this.staleEnd, first: this.pos, records, recordBytes: recordBytes ?? 0 });
     }
+    this.records += records;
+    this.bytes += recordBytes ?? 0;
     this.queue.added(bytes);
     this.offset += bytes;
     this.end = this.offset;
@@ -386,8 +405,17 @@ export class FileSink implements Sink {
         try {
           await this.apply(op);
         } catch (err) {
+          // The copy keeps what was written before this op (part of it may be there too): its
+          // status and the catalog say it stops at this op's first object, not at the queue's end.
+          const dropped = [...ops.slice(i), ...this.ops.splice(0)];
+          const writes = dropped.filter((d) => d.kind === 'write');
+          this.stoppedAt = writes[0]?.first ?? this.pos;
+          for (const w of writes) {
+            this.records -= w.records;
+            this.bytes -= w.recordBytes;
+          }
           this.queue.fail(err instanceof TapeError ? err : this.ioError(op.kind, err));
-          for (const dropped of [...ops.slice(i), ...this.ops.splice(0)]) releaseRecords(dropped);
+          for (const d of dropped) releaseRecords(d);
           return;
         }
         releaseRecords(op);

@@ -330,18 +330,25 @@ static void test_stop_while_waiting(void)
 	stop_flag = 0;
 }
 
+/* A link with a window of 32 to a fake that may answer `allowed` requests, and a ring of 256 KiB. */
+static struct daemon_link *link_with_ring(struct fake *f, int allowed, struct record_ring *ring)
+{
+	fake_start(f, all_ok, allowed);
+	struct daemon_link *l = link_open(f->shim_fd, 32, NULL, on_lost, NULL);
+	fake_serve(f);
+	int fd = memfd_create("test-ring", MFD_CLOEXEC);
+	CHECK(fd >= 0 && ftruncate(fd, RING_HEADER_BYTES + 256 * 1024) == 0);
+	CHECK(ring_map(ring, fd) == 0);
+	link_set_ring(l, ring);
+	return l;
+}
+
 /* Large WRITEs go in the ring while it has room, and their frames say where; others as before. */
 static void test_ring(void)
 {
 	struct fake f;
-	fake_start(&f, all_ok, 1 << 30);
-	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
-	fake_serve(&f);
-	int fd = memfd_create("test-ring", MFD_CLOEXEC);
-	CHECK(fd >= 0 && ftruncate(fd, RING_HEADER_BYTES + 256 * 1024) == 0);
 	struct record_ring ring;
-	CHECK(ring_map(&ring, fd) == 0);
-	link_set_ring(l, &ring);
+	struct daemon_link *l = link_with_ring(&f, 1 << 30, &ring);
 	uint8_t *rec = malloc(200 * 1024);
 	for (size_t i = 0; i < 200 * 1024; i++)
 		rec[i] = (uint8_t)(i * 11 + 3);
@@ -364,14 +371,8 @@ static void test_ring(void)
 static void test_small_records_read_into_the_ring(void)
 {
 	struct fake f;
-	fake_start(&f, all_ok, 0);
-	struct daemon_link *l = link_open(f.shim_fd, 32, NULL, on_lost, NULL);
-	fake_serve(&f);
-	int fd = memfd_create("test-ring", MFD_CLOEXEC);
-	CHECK(fd >= 0 && ftruncate(fd, RING_HEADER_BYTES + 256 * 1024) == 0);
 	struct record_ring ring;
-	CHECK(ring_map(&ring, fd) == 0);
-	link_set_ring(l, &ring);
+	struct daemon_link *l = link_with_ring(&f, 0, &ring);
 	for (int i = 0; i < 3; i++) {
 		uint8_t *read_at = link_ring_spot(l, 80, 64 * 1024);
 		CHECK(read_at != NULL);

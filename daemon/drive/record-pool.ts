@@ -1,3 +1,4 @@
+import { writeBehindWindow } from './write-behind-window.js';
 
 /**
  * A hold on a record's memory. Records read from the shim live in reused buffers (RecordPool), as
@@ -22,13 +23,13 @@ const MAX_POOLED = 2 * 2 ** 20;
 const SLAB_BYTES = MAX_POOLED;
 
 /**
- * 32 MiB of records queued in the sinks and as much again waiting to be hashed (held where they
- * are, not copied). Too tight a bound costs speed: sinks hand records back in bursts (a vectored
- * write completes), and with free buffers bounded by 16 MiB the front end took new ones moments
- * later, 334 over 3 GiB of 256 KiB records against 97 with 32 MiB (new memory, which makes V8
- * collect garbage).
+ * Twice the largest write-behind window: a window of records queued in the sinks, as much again
+ * waiting to be hashed (held where they are, not copied). Too tight a bound costs speed: sinks hand
+ * records back in bursts (a vectored write completes), and with free buffers bounded by half a
+ * window the front end took new ones moments later, 334 over 3 GiB of 256 KiB records against 97
+ * with a whole window (new memory, which makes V8 collect garbage).
  */
-const SHARED_BYTES = 64 * 2 ** 20;
+const SHARED_BYTES = 2 * writeBehindWindow(undefined).bytes;
 
 /** A slab of shared memory, cut into buffers of one capacity; recut to another once all are free. */
 class Slab implements BufferHome {

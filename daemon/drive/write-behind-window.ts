@@ -7,18 +7,10 @@ export interface WriteBehindWindow {
   bytes: number;
 }
 
-/**
- * Replies come back in batches of a quarter of the window (shim-connection.ts), and small records
- * are sent in batches as long: at 10 KiB, 128 records gave Cdd 40,600-43,300 records/s against
- * 33,300 with 32 (the daemon's main thread 0.8 CPU s/GiB against 1.2).
- */
-const RECORDS = 128;
+const RECORDS = 32;
 
-/**
- * Bytes in flight when no copy has a capacity: 32 records of 256 KiB. With 32 MiB and 128
- * records, large records filled the shim's 32 MiB record ring and crossed the socket meanwhile.
- */
-const MAX_BYTES = 8 * 2 ** 20;
+/** Bytes in flight when no copy has a capacity. */
+const MAX_BYTES = 32 * 2 ** 20;
 
 /**
  * Half the smallest early-warning zone (the rest covers SIMH framing and a margin), so whatever a

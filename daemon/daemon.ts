@@ -10,7 +10,7 @@ import { RateMeter, SAMPLE_INTERVAL_MS } from './events/rates.js';
 import { serverSecurity } from './frontends/grpc/auth.js';
 import { driveInfo, startGrpcServer, type ServedDrive } from './frontends/grpc/server.js';
 import { ShimLink } from './frontends/shim/shim-link.js';
-import { RING_BYTES } from './frontends/shim/record-ring.js';
+import { RING_BYTES } from './frontends/shim/shim-ring.js';
 import { ShimSupervisor } from './frontends/shim/shim-supervisor.js';
 import { startMetricsServer } from './metrics/metrics-server.js';
 import { Metrics } from './metrics/prometheus.js';

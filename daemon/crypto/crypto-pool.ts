@@ -5,8 +5,12 @@ import { workerScript } from '../workers/worker-script.js';
 import { RECORD_OVERHEAD, type RecordPlace } from './record-cipher.js';
 import type { VolumeKey } from './volume-header.js';
 
-/** A batch's input chunk (1 MiB) sealed: room for the overhead of records of 512 bytes and more. */
-const SEALED_CHUNK_BYTES = 2 ** 20 + (2 ** 20 / 512) * RECORD_OVERHEAD;
+/**
+ * The most record bytes a batch to seal holds (see EncryptStage: batches grow while the workers are
+ * busy). Each batch is a message that wakes a worker, and at 1 MiB those messages cost the
+ * encryption thread about as much as sealing the records did.
+ */
+export const SEAL_BATCH_BYTES = 4 * 2 ** 20;
 
 /** A record's place within its volume (the volume comes with the batch). */
 export interface Spot {
@@ -15,7 +19,7 @@ export interface Spot {
 }
 
 export type CryptoRequest =
-  | ({ op: 'seal'; recordKey: Uint8Array; keyId: Uint8Array; volume: number; spots: number[]; out?: SharedArrayBuffer } & BatchRecords)
+  | ({ op: 'seal'; recordKey: Uint8Array; keyId: Uint8Array; volume: number; spots: number[]; out?: { memory: SharedArrayBuffer; offset: number; length: number } } & BatchRecords)
   | { op: 'open'; recordKey: Uint8Array; keyId: Uint8Array; place: RecordPlace; chunk: SharedArrayBuffer; length: number };
 
 /** `sealed` is absent when the records were sealed into the request's `out`. */
@@ -36,8 +40,6 @@ export class AuthenticationError extends Error {
  */
 export class CryptoPool {
   readonly chunks = new ChunkPool();
-  /** Buffers the sealed batches are written into, reused (see `seal`). */
-  readonly sealedChunks = new ChunkPool(SEALED_CHUNK_BYTES);
   private readonly workers: WorkerClient<CryptoRequest, CryptoReply>[];
 
   /**
@@ -50,16 +52,18 @@ export class CryptoPool {
   }
 
   /**
-   * The batch's records encrypted, back to back (each RECORD_OVERHEAD bytes longer), at the start
-   * of the returned buffer. With `reuse`, into one of `sealedChunks` when they fit, which the caller
-   * gives back once done with them: a fresh buffer per batch, handed over from the worker, is new
-   * external memory that makes V8 collect garbage (a fifth of the daemon's time with one encrypted
-   * copy at 256 KiB records).
+   * The batch's records encrypted, back to back (each RECORD_OVERHEAD bytes longer): into `into`
+   * (shared memory the caller reuses) when given, else into a buffer of the worker's, handed over.
+   * A fresh buffer per batch is new external memory that makes V8 collect garbage (a fifth of the
+   * daemon's time with one encrypted copy at 256 KiB records).
    */
-  async seal(key: VolumeKey, batch: RecordBatch<Spot>, reuse = false): Promise<Buffer> {
+  async seal(key: VolumeKey, batch: RecordBatch<Spot>, into?: Buffer): Promise<Buffer> {
     const spots = batch.meta.flatMap((s) => [s.file, s.record]);
-    const fits = batch.bytes + batch.lengths.length * RECORD_OVERHEAD <= SEALED_CHUNK_BYTES;
-    const out = reuse && fits ? this.sealedChunks.take(SEALED_CHUNK_BYTES) : undefined;
+    let out: { memory: SharedArrayBuffer; offset: number; length: number } | undefined;
+    if (into) {
+      if (!(into.buffer instanceof SharedArrayBuffer)) throw new TypeError('records are sealed into shared memory only');
+      out = { memory: into.buffer, offset: into.byteOffset, length: into.length };
+    }
     const request = { op: 'seal' as const, recordKey: key.recordKey, keyId: key.keyId, volume: key.volume, ...batch.message, spots, out };
     let reply: CryptoReply;
     try {
@@ -67,9 +71,9 @@ export class CryptoPool {
     } finally {
       batch.done();
     }
-    const sealed = 'sealed' in reply ? reply.sealed : out; // without `sealed`, the records are in `out`
-    if (!sealed) throw new Error('the encryption worker answered without records');
-    return Buffer.from(sealed);
+    if (into && !('sealed' in reply)) return into;
+    if (!('sealed' in reply) || !reply.sealed) throw new Error('the encryption worker answered without records');
+    return Buffer.from(reply.sealed);
   }
 
   /** The record `sealed` holds at `place`; AuthenticationError if it does not check out. */

@@ -11,9 +11,9 @@ serveRequests<CryptoRequest, CryptoReply>((request) => {
   if (request.op === 'seal') {
     const { lengths, spots } = request;
     const total = lengths.reduce((sum, n) => sum + n + RECORD_OVERHEAD, 0);
-    if (request.out && request.out.byteLength < total) throw new Error(`a sealed batch of ${total} bytes was given ${request.out.byteLength}`);
-    // The caller's shared buffer, or one of its own, which is handed over whole.
-    const out = request.out ? Buffer.from(request.out) : Buffer.allocUnsafeSlow(total);
+    if (request.out && request.out.length < total) throw new Error(`a sealed batch of ${total} bytes was given ${request.out.length}`);
+    // The caller's shared memory, or a buffer of its own, which is handed over whole.
+    const out = request.out ? Buffer.from(request.out.memory, request.out.offset, total) : Buffer.allocUnsafeSlow(total);
     for (let i = 0, at = 0; i < lengths.length; i++) {
       recordAad(keyId, { volume: request.volume, file: spots[2 * i]!, record: spots[2 * i + 1]! }, aad);
       sealRecord(request.recordKey, aad, recordAt(request, i), out, at);

@@ -1,9 +1,10 @@
-import { AuthenticationError, type CryptoPool, cryptoPool, type Spot } from '../crypto/crypto-pool.js';
+import { AuthenticationError, type CryptoPool, cryptoPool, SEAL_BATCH_BYTES, type Spot } from '../crypto/crypto-pool.js';
 import type { Kdf, KeySource, MasterKey } from '../crypto/keys.js';
 import { RECORD_OVERHEAD } from '../crypto/record-cipher.js';
 import { HEADER_BYTES, newHeader, openHeader, parseHeader, type VolumeKey } from '../crypto/volume-header.js';
 import type { TapeObject } from '../drive/medium.js';
-import { type Lease, PooledRecord } from '../drive/record-pool.js';
+import type { Lease, PooledRecord } from '../drive/record-pool.js';
+import { RecordRing, RING_HEADER_BYTES } from '../drive/record-ring.js';
 import { TapeError, tapeError } from '../drive/tape-error.js';
 import { framedSize, TAPE_MARK_SIZE } from '../sinks/simh-tap.js';
 import type { Room, Sink, SinkStatus } from '../sinks/sink.js';
@@ -11,6 +12,12 @@ import type { SinkLog } from '../sinks/sink-uri.js';
 import { WriteQueue } from '../sinks/write-queue.js';
 import { Batcher, type RecordBatch } from '../workers/record-batch.js';
 import { FileMap } from './file-map.js';
+
+/**
+ * A stage's sealed batches: enough for the largest write-behind window queued at the wrapped sink
+ * and two batches at the workers (past that, a batch is sealed into memory of its own).
+ */
+const SEALING_RING_BYTES = 32 * 2 ** 20 + 2 * SEAL_BATCH_BYTES;
 
 /** What a volume's first object says about it. */
 type Header =
@@ -22,8 +29,8 @@ type Header =
 
 /** What goes to the wrapped sink, in order. */
 type Step =
-  /** `pooled`: `sealed` is one of the crypto pool's sealedChunks, to give back once written. */
-  | { kind: 'records'; sealed: Promise<Buffer>; lengths: number[]; pooled: boolean }
+  /** `place`: where in the stage's ring `sealed` is, held until the wrapped sink has it (`release`). */
+  | { kind: 'records'; sealed: Promise<Buffer>; lengths: number[]; place?: PooledRecord; release?: () => void }
   | { kind: 'filemarks'; count: number }
   | { kind: 'erase'; atStart: boolean }
   | { kind: 'header'; record: Buffer };
@@ -58,6 +65,10 @@ export class EncryptStage implements Sink {
   private readonly batcher: Batcher<Spot>;
   /** The key the records being batched are sealed with. */
   private batchKey: VolumeKey | undefined;
+  /** Batches at the crypto workers: more wait, and grow, while two are (one sealed, one next). */
+  private sealing = 0;
+  /** Where batches are sealed into, reused (made at the first; see `sealBatch`). */
+  private ring: RecordRing | undefined;
   private steps: Step[] = [];
   private pumping: Promise<void> | undefined;
   /** Bytes queued here that the wrapped sink will take (its framing counted as SIMH's). */
@@ -70,9 +81,10 @@ export class EncryptStage implements Sink {
     private readonly key: KeySource,
     private readonly log?: SinkLog,
     private readonly pool: CryptoPool = cryptoPool(),
+    private readonly ringBytes = SEALING_RING_BYTES,
   ) {
     this.name = `encrypt:${key.label}|${lower.name}`;
-    this.batcher = new Batcher(pool.chunks, (batch) => this.sealBatch(batch));
+    this.batcher = new Batcher(pool.chunks, (batch) => this.sealBatch(batch), { maxBytes: SEAL_BATCH_BYTES, busy: () => this.sealing >= 2 });
   }
 
   get position(): number {
@@ -99,7 +111,7 @@ export class EncryptStage implements Sink {
     this.batcher.discard();
     const { writeProtected } = await this.lower.load(volume);
     this.queue.reset();
-    this.steps = [];
+    this.dropSteps();
     this.pendingLower = 0;
     this.volume = volume;
     this.pos = 0;
@@ -289,12 +301,27 @@ export class EncryptStage implements Sink {
     return key;
   }
 
+  /**
+   * Seals into the stage's ring when the wrapped sink lets go of its records (a lease) and the ring
+   * has room: reused shared memory. A buffer per batch (a pool of 1 MiB chunks before) was new
+   * memory each time at 10 KiB records, whose small batches each held a whole chunk: the daemon
+   * peaked at 0.5-2.7 GiB and spent most of its time allocating.
+   */
   private sealBatch(batch: RecordBatch<Spot>): void {
-    // A sealed buffer can be reused only when the wrapped sink lets go of its records (a lease).
-    const pooled = this.lower.holdsLeases === true;
-    const sealed = this.pool.seal(this.batchKey!, batch, pooled);
-    sealed.catch(() => undefined); // a failure is taken up in order by the pump
-    this.push({ kind: 'records', sealed, lengths: batch.lengths, pooled });
+    const size = batch.bytes + batch.lengths.length * RECORD_OVERHEAD;
+    const place = this.lower.holdsLeases ? this.sealingRing().take(size) : undefined;
+    const sealed = this.pool.seal(this.batchKey!, batch, place?.data);
+    this.sealing++;
+    const sealedOrFailed = () => {
+      this.sealing--;
+      this.batcher.ready();
+    };
+    sealed.then(sealedOrFailed, sealedOrFailed); // a failure is taken up in order by the pump
+    this.push({ kind: 'records', sealed, lengths: batch.lengths, place, release: place?.hold() });
+  }
+
+  private sealingRing(): RecordRing {
+    return (this.ring ??= new RecordRing(new SharedArrayBuffer(RING_HEADER_BYTES + this.ringBytes)));
   }
 
   private push(step: Step): void {
@@ -321,19 +348,19 @@ export class EncryptStage implements Sink {
   private async apply(step: Step): Promise<void> {
     switch (step.kind) {
       case 'records': {
-        const sealed = await step.sealed;
-        const chunks = this.pool.sealedChunks;
-        const lease = step.pooled ? new PooledRecord(sealed, sealed.length, { give: (b) => chunks.give(b.buffer as SharedArrayBuffer) }) : undefined;
-        const handingOver = lease?.hold(); // the last record's release must not come first
-        let at = 0;
-        for (const length of step.lengths) {
-          const size = length + RECORD_OVERHEAD;
-          this.lower.write(sealed.subarray(at, at + size), lease);
-          at += size;
-          this.pendingLower -= framedSize(size);
-          this.queue.done(length);
+        try {
+          const sealed = await step.sealed;
+          let at = 0;
+          for (const length of step.lengths) {
+            const size = length + RECORD_OVERHEAD;
+            this.lower.write(sealed.subarray(at, at + size), step.place);
+            at += size;
+            this.pendingLower -= framedSize(size);
+            this.queue.done(length);
+          }
+        } finally {
+          step.release?.(); // after the last write: the wrapped sink holds what it keeps
         }
-        handingOver?.();
         return;
       }
       case 'filemarks':
@@ -354,9 +381,14 @@ export class EncryptStage implements Sink {
 
   private fail(error: TapeError): void {
     this.queue.fail(error);
-    this.steps = [];
+    this.dropSteps();
     this.pendingLower = 0;
     this.batcher.discard();
+  }
+
+  /** Steps not applied: their ring space comes back once the workers are done with it. */
+  private dropSteps(): void {
+    for (const step of this.steps.splice(0)) if (step.kind === 'records' && step.release) step.sealed.then(step.release, step.release);
   }
 
   /** Everything queued has reached the wrapped sink (or failed). */

@@ -115,6 +115,10 @@ export class ChunkPool {
  * socket read travel together and a lone record does not wait; or, with `gatherMs`, that much later,
  * for work nobody waits for record by record (each message wakes the worker, about 100 µs of this
  * thread's time on these machines: at 10 KiB records one per socket read cost more than hashing).
+ *
+ * With `busy`, a batch due at the end of a turn keeps growing instead while `busy()` holds (the
+ * worker has enough to do), until the owner calls `ready`: the slower the worker, the larger its
+ * batches, so the messages cost less exactly when the worker is the bottleneck.
  */
 export class Batcher<M> {
   private current: RecordBatch<M> | undefined;
@@ -123,7 +127,7 @@ export class Batcher<M> {
   constructor(
     private readonly chunks: ChunkPool,
     private readonly send: (batch: RecordBatch<M>) => void,
-    private readonly options: { gatherMs?: number; maxBytes?: number } = {},
+    private readonly options: { gatherMs?: number; maxBytes?: number; busy?: () => boolean } = {},
   ) {}
 
   /** `lease`: the record may be read where it is, held until the batch is done (see RecordBatch). */
@@ -133,8 +137,13 @@ export class Batcher<M> {
     this.current.add(record, meta, lease);
     this.timer ??= this.later(() => {
       this.timer = undefined;
-      this.flush();
+      if (!this.options.busy?.()) this.flush();
     });
+  }
+
+  /** No longer busy (see `busy`): a batch held back goes now. */
+  ready(): void {
+    if (this.current && !this.options.busy?.()) this.flush();
   }
 
   flush(): void {

@@ -40,8 +40,8 @@ interface Logged {
   fields: Record<string, unknown>;
 }
 
-function stage(lower: Sink, key = KEY, logged: Logged[] = []): EncryptStage {
-  const s = new EncryptStage(lower, key, (message, fields) => logged.push({ message, fields }));
+function stage(lower: Sink, key = KEY, logged: Logged[] = [], ringBytes?: number): EncryptStage {
+  const s = new EncryptStage(lower, key, (message, fields) => logged.push({ message, fields }), undefined, ringBytes);
   open.push(s);
   return s;
 }
@@ -211,13 +211,15 @@ describe('encrypt stage: writing and reading through the drive', () => {
   });
 
   it('pooled records reused at once, sealed batches behind a slow image: every record reads back as written', async () => {
-    // The stage copies a pooled record as it is written, and reuses a sealed batch's buffer only
-    // once the image has written all its records: both show as a record that does not decrypt.
+    // The stage reads a pooled record where it is until sealed, and reuses the space of a sealed
+    // batch in its ring only once the image has written all its records: a mistake in either
+    // shows as a record that does not decrypt. The ring (2 MiB) is smaller than what waits for the
+    // image, so it goes round many times, and is full at times (a batch sealed elsewhere).
     const pool = new RecordPool();
     const image = new FileSink({ path: path.join(tmp.path, 'slow-%v.tap'), capacity: new Capacity(), readonly: false, fsync: false, rate: 20e6 });
-    const mirror = new Mirror([stage(image)], { window: 16 << 20 });
+    const mirror = new Mirror([stage(image, KEY, [], 2 << 20)], { window: 16 << 20 });
     await mirror.loadNext();
-    const count = 384; // 24 MiB: more sealed batches than the pool keeps
+    const count = 384; // 24 MiB
     let waiting = 0;
     for (let n = 0; n < count; n++) {
       const record = pool.take(64 * 1024);

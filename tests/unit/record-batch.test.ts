@@ -3,6 +3,7 @@
  * memory are referenced where they are, up to the batch's bound, and held until the batch is done;
  * any other record is copied, a chunk's worth to a batch.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { RecordPool } from '../../daemon/drive/record-pool.js';
 import { Batcher, ChunkPool, recordAt, type RecordBatch } from '../../daemon/workers/record-batch.js';
@@ -42,4 +43,31 @@ describe('Batcher', () => {
     for (const batch of sent) batch.done();
     expect(sameMemory(pool.take(256 * KiB))).toBe(true);
   });
+
+  it('while its owner is busy, a batch due at the end of a turn keeps growing, and goes once the owner is ready', async () => {
+    const sent: number[][] = [];
+    let busy = false;
+    const batcher = new Batcher<number>(new ChunkPool(1024 * KiB), (b) => sent.push([...b.meta]), { maxBytes: 64 * KiB, busy: () => busy });
+    const record = Buffer.alloc(10 * KiB);
+    batcher.add(record, 0);
+    await nextTurn();
+    expect(sent).toEqual([[0]]); // not busy: one turn's records go at its end
+    busy = true;
+    for (let turn = 1; turn <= 3; turn++) {
+      batcher.add(record, turn);
+      await nextTurn();
+    }
+    expect(sent).toEqual([[0]]); // held back over three turns
+    batcher.ready(); // still busy: nothing goes
+    expect(sent).toHaveLength(1);
+    busy = false;
+    batcher.ready();
+    expect(sent).toEqual([[0], [1, 2, 3]]);
+    busy = true;
+    for (let n = 4; n <= 10; n++) batcher.add(record, n); // 70 KiB: the seventh does not fit
+    expect(sent.slice(2)).toEqual([[4, 5, 6, 7, 8, 9]]); // full batches go, busy or not
+    batcher.flush();
+    expect(sent.slice(3)).toEqual([[10]]);
+  });
 });
+

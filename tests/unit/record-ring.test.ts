@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, type Frame, FrameError, FrameType, RequestFlag } from '../../daemon/frontends/shim/frames.js';
 import { FrameReader } from '../../daemon/frontends/shim/frame-reader.js';
-import { RecordRing, RING_HEADER_BYTES, RingError } from '../../daemon/frontends/shim/record-ring.js';
+import { RecordRing, RING_HEADER_BYTES, RingError } from '../../daemon/drive/record-ring.js';
 
 const KiB = 1024;
 const SIZE = 256 * KiB;
@@ -85,6 +85,35 @@ describe('RecordRing', () => {
     expect(() => ring.recordAt(64 * KiB, 0)).toThrow(RingError);
     expect(() => ring.recordAt(2 ** 60, 64 * KiB)).toThrow(RingError); // not a safe integer
     expect(ring.recordAt(64 * KiB, 64 * KiB).data.length).toBe(64 * KiB); // the rules kept, it takes one
+  });
+
+  it('take: the next free space at a page, the next lap when the end is too near, none while it would cover a held record', () => {
+    const { ring, memory, released } = makeRing();
+    const page = (r: { data: Buffer }) => r.data.byteOffset - RING_HEADER_BYTES;
+    const a = ring.take(10 * KiB + 28)!;
+    const b = ring.take(100 * KiB)!;
+    expect([page(a), page(b), a.data.length, b.data.length]).toEqual([0, 12 * KiB, 10 * KiB + 28, 100 * KiB]);
+    expect(a.data.buffer).toBe(memory); // shared: a worker writes into it
+    const [releaseA, releaseB] = [a.hold(), b.hold()];
+    // 112 KiB are taken and 144 KiB are left before the end; 150 KiB go at the next lap's start,
+    // over `a`, which is still held: no room.
+    expect(ring.take(150 * KiB)).toBeUndefined();
+    releaseB();
+    expect(ring.take(150 * KiB)).toBeUndefined(); // `a` holds the space from 0 on
+    releaseA();
+    expect(released()).toBe(112 * KiB);
+    // Nothing held: the 144 KiB skipped at the end are free as well.
+    const c = ring.take(150 * KiB)!;
+    expect(page(c)).toBe(0);
+    const releaseC = c.hold();
+    const d = ring.take(100 * KiB)!; // after c, at a page
+    expect(page(d)).toBe(152 * KiB);
+    expect(ring.take(8 * KiB)).toBeUndefined(); // 4 KiB left before the end, and c at the start
+    expect(ring.take(SIZE + 1)).toBeUndefined(); // larger than the ring
+    releaseC();
+    d.hold()();
+    expect(released()).toBe(SIZE + 252 * KiB);
+    expect(ring.held).toBe(0);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { OnReadOpts } from 'node:net';
 import { RecordPool } from '../../drive/record-pool.js';
 import { type Frame, FrameError, FrameType, HEADER_BYTES, MAX_PAYLOAD, RequestFlag, RING_POSITION_BYTES } from './frames.js';
-import { type RecordRing, RingError } from './record-ring.js';
+import { type RecordRing, RingError } from '../../drive/record-ring.js';
 
 /** A payload smaller than this is copied out of the staging buffer rather than read on its own. */
 const DIRECT_MIN = 16 * 1024;

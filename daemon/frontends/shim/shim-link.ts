@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { PseudoDrive } from '../../drive/pseudo-drive.js';
 import { RecordPool } from '../../drive/record-pool.js';
 import { FrameReader, type WriteCounts } from './frame-reader.js';
-import type { RecordRing } from './record-ring.js';
+import type { RecordRing } from '../../drive/record-ring.js';
 import { serveShimConnection, type ShimWindow } from './shim-connection.js';
 
 /** Pauses between attempts to reach a shim that is not listening yet (starting, or restarting). */

@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { DriveConfig } from '../../config/config.js';
 import { packageRoot } from '../../package-root.js';
-import { createRecordRing, type RecordRing } from './record-ring.js';
+import type { RecordRing } from '../../drive/record-ring.js';
+import { createRecordRing } from './shim-ring.js';
 
 /** The kernel-facing device a drive's config asks for. */
 export type ShimDevice = NonNullable<DriveConfig['device']>;

@@ -56,6 +56,8 @@ export class NstSink implements Sink {
   private bytes = 0;
   private volumeBytes = 0;
   private failed: TapeError | undefined;
+  /** At a failure, the object the failed operation began at: where the cartridge's copy stops. */
+  private stoppedAt: number | undefined;
   private readonly inflight: Inflight[] = [];
   private last: Promise<unknown> = Promise.resolve();
 
@@ -83,6 +85,7 @@ export class NstSink implements Sink {
     const link = (this.link ??= new StIoLink(this.options.device, this.options.readonly));
     await link.request(StIoOp.RESET);
     this.failed = undefined;
+    this.stoppedAt = undefined;
     if (volume > 1 && this.options.changer) await this.runChanger(volume);
     const status = await this.waitForCartridge(link, volume);
     await this.mtop(MTSETBLK, this.options.blockSize, 'set the block size');
@@ -109,7 +112,7 @@ export class NstSink implements Sink {
 
   write(record: Buffer): void {
     if (this.failed) return;
-    this.pos++;
+    const at = this.pos++;
     this.dirty = true;
     this.queued += record.length;
     const reply = this.link!.request(StIoOp.WRITE, 0, 0, record);
@@ -117,13 +120,13 @@ export class NstSink implements Sink {
       (r) => {
         this.queued -= record.length;
         this.inflight.shift();
-        if (r.err) return this.fail('write', r.err);
+        if (r.err) return this.fail('write', r.err, at);
         if (r.flags & StIoFlag.EARLY_WARNING) this.ew = true;
         this.records++;
         this.bytes += record.length;
         this.volumeBytes += record.length;
       },
-      (err: Error) => this.fail('write', err),
+      (err: Error) => this.fail('write', err, at),
     );
     this.inflight.push({ bytes: record.length, done });
     this.last = done;
@@ -131,15 +134,16 @@ export class NstSink implements Sink {
 
   writeFilemarks(count: number): void {
     if (this.failed) return;
+    const at = this.pos;
     this.pos += count;
     this.dirty = true;
-    this.track(this.link!.request(StIoOp.MTOP, MtOp.MTWEOF, count), 'write filemarks');
+    this.track(this.link!.request(StIoOp.MTOP, MtOp.MTWEOF, count), 'write filemarks', at);
   }
 
   erase(): void {
     if (this.failed) return;
     // A short erase (count 0): end of data here, without erasing the rest of the tape for hours.
-    this.track(this.link!.request(StIoOp.MTOP, MtOp.MTERASE, 0), 'erase');
+    this.track(this.link!.request(StIoOp.MTOP, MtOp.MTERASE, 0), 'erase', this.pos);
   }
 
   async drain(maxQueuedBytes: number): Promise<void> {
@@ -195,7 +199,7 @@ export class NstSink implements Sink {
       name: this.name,
       volume: this.volume,
       loaded: this.loaded,
-      position: this.pos,
+      position: this.stoppedAt ?? this.pos,
       used: this.volumeBytes,
       earlyWarning: this.ew,
       queuedBytes: this.queued,
@@ -221,12 +225,13 @@ export class NstSink implements Sink {
     if (this.failed) throw this.failed;
   }
 
-  private track(reply: Promise<StIoReply>, what: string): void {
+  /** `at`: the object the operation begins at. */
+  private track(reply: Promise<StIoReply>, what: string, at: number): void {
     this.last = reply.then(
       (r) => {
-        if (r.err) this.fail(what, r.err);
+        if (r.err) this.fail(what, r.err, at);
       },
-      (err: Error) => this.fail(what, err),
+      (err: Error) => this.fail(what, err, at),
     );
   }
 
@@ -281,12 +286,19 @@ export class NstSink implements Sink {
     }
   }
 
-  private fail(what: string, err: number | Error): void {
-    this.failed ??= typeof err === 'number' ? this.error(what, err) : tapeError('EIO', `${this.name}: ${what}: ${err.message}`);
+  /**
+   * The first failure is the copy's: it stops where the failed operation began, not at the end of
+   * what was queued after it (st reports a buffered write's error at a later write, as it does to
+   * its own writers, so the copy may end a few records earlier still).
+   */
+  private fail(what: string, err: number | Error, at: number): void {
+    if (this.failed) return;
+    this.stoppedAt = at;
+    this.failed = typeof err === 'number' ? this.error(what, err, at) : tapeError('EIO', `${this.name}: ${what} failed at object ${at}: ${err.message}`);
   }
 
-  private error(what: string, err: number): TapeError {
+  private error(what: string, err: number, at = this.pos): TapeError {
     const meaning = err === 28 ? ' (physical end of tape)' : '';
-    return tapeError('EIO', `${this.name}: ${what} failed at object ${this.pos}: ${errnoName(err)}${meaning}`);
+    return tapeError('EIO', `${this.name}: ${what} failed at object ${at}: ${errnoName(err)}${meaning}`);
   }
 }

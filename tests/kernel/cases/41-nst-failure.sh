@@ -53,6 +53,13 @@ expect_match "$(grep 'copy failed' "$DAEMON_LOG")" "set aside" "the daemon's log
 status=$(tapeproxy status d1)
 echo "$status"
 expect_match "$status" "nst:$bad2: .*FAILED at object [0-9]+: .*EIO.*\(set aside" "status of the failed drive"
+# The copy stops at the first write st refused, right after the records it took, not at the end of
+# what was queued behind it (status once said object 1246 for a cartridge holding 611 records).
+read -r records object < <(sed -nE "s|.*nst:$bad2: .* ([0-9]+) records written, FAILED at object ([0-9]+):.*|\1 \2|p" <<<"$status") || true
+[[ -n $object ]] || fail "status does not say how many records the failed drive took and where it stopped"
+((object == records)) || fail "the failed drive's copy is said to stop at object $object, after $records records written"
+((object <= 6 * MiB / 10240)) || fail "object $object is past what a 6 MiB file system holds of 10 KiB records"
+note "the failed drive's copy stops at object $object, after its $records records"
 stop_daemon
 
 start_daemon "

@@ -151,7 +151,7 @@ function manifestRecorder(d: DriveConfig, sinks: Sink[], setAside: (sink: Sink) 
 
 /** A kernel-facing device for the drive: the shim that serves the device, and the daemon's link to it. */
 async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, runtimeDir: string, log: Logger) {
-  const window = writeBehindWindow(mirror.earlyWarningZone());
+  const window = writeBehindWindow(mirror.earlyWarningZone(), d.device!.kind === 'fuse'); // a FUSE file's close(2) reports a failure
   await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
   let supervisor: ShimSupervisor | undefined;
   const link = new ShimLink(join(runtimeDir, `${d.name}.sock`), drive, log, window, () => supervisor?.ring);

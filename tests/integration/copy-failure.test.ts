@@ -30,12 +30,12 @@ afterEach(async () => {
   await execa('umount', [small]);
 });
 
-async function fuseDrive(extra: string[]): Promise<string> {
+async function fuseDrive(extra: string[], lostOptions = ''): Promise<string> {
   const device = join(dir.path, 'pnst0');
   daemon = await startDaemon([
     '--drive', 'pnst0', '--fuse', device, '--runtime-dir', join(dir.path, 'run'),
     '--sink', `file:${dir.path}/good.tap?fsync=false`,
-    '--sink', `file:${small}/lost.tap?fsync=false`,
+    '--sink', `file:${small}/lost.tap?fsync=false${lostOptions}`,
     ...extra,
   ]);
   return device;
@@ -53,6 +53,18 @@ it('default policy: tar fails with an I/O error and the daemon log names the fai
   const lost = status.sinks.find((s: { name: string }) => s.name.includes('lost.tap'));
   expect(lost.failure).toMatch(/ENOSPC: no space left on device/);
   expect(lost.setAside).toBe(false);
+});
+
+it('a failure first seen after the last write: the FUSE writer gets it from close(2)', async () => {
+  // The failing copy is slow (4 MB/s), so when dd's last write is answered (writes go behind) it is
+  // still about a window back, and its file system fills within the last 20 records, after dd has
+  // written them all: only the FLUSH at close(2) can tell dd.
+  const device = await fuseDrive([], '&rate=4M');
+  const records = Math.ceil((3 * 2 ** 20 + 200 * 1024) / 10240);
+  const dd = await execa('dd', ['if=/dev/zero', `of=${device}`, 'bs=10k', `count=${records}`], { reject: false });
+  expect(dd.stderr).toMatch(/closing output file.*Input\/output error/);
+  expect(dd.exitCode).toBe(1);
+  expect(daemon!.log()).toMatch(/copy failed: the writer gets the error/);
 });
 
 it('through rmt, whose writes go behind: tar fails with an I/O error all the same', async () => {

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { type BatchRecords, ChunkPool, type RecordBatch } from '../workers/record-batch.js';
 import { WorkerClient } from '../workers/worker-client.js';
 import { workerScript } from '../workers/worker-script.js';
-import { RECORD_OVERHEAD, type RecordPlace } from './record-cipher.js';
+import type { RecordPlace } from './record-cipher.js';
 import type { VolumeKey } from './volume-header.js';
 
 /**

@@ -1,4 +1,4 @@
-import { writeBehindWindow } from './write-behind-window.js';
+import { LARGEST_WINDOW_BYTES } from './write-behind-window.js';
 
 /**
  * A hold on a record's memory. Records read from the shim live in reused buffers (RecordPool), as
@@ -29,7 +29,7 @@ const SLAB_BYTES = MAX_POOLED;
  * window the front end took new ones moments later, 334 over 3 GiB of 256 KiB records against 97
  * with a whole window (new memory, which makes V8 collect garbage).
  */
-const SHARED_BYTES = 2 * writeBehindWindow(undefined).bytes;
+const SHARED_BYTES = 2 * LARGEST_WINDOW_BYTES;
 
 /** A slab of shared memory, cut into buffers of one capacity; recut to another once all are free. */
 class Slab implements BufferHome {

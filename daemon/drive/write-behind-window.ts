@@ -21,6 +21,9 @@ const LIMITS = {
   closeReportsFailure: { records: 128, bytes: 8 * 2 ** 20 },
 };
 
+/** The most bytes any front end may have unanswered. */
+export const LARGEST_WINDOW_BYTES = Math.max(LIMITS.closeCannotFail.bytes, LIMITS.closeReportsFailure.bytes);
+
 /**
  * Within half the smallest early-warning zone (the rest covers SIMH framing and a margin), so
  * whatever a front end acknowledged before the drive reached early warning fits on every copy

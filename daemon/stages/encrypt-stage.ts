@@ -14,8 +14,10 @@ import { Batcher, type RecordBatch } from '../workers/record-batch.js';
 import { FileMap } from './file-map.js';
 
 /**
- * A stage's sealed batches: enough for the largest write-behind window queued at the wrapped sink
- * and two batches at the workers (past that, a batch is sealed into memory of its own).
+ * A stage's sealed batches: twice a copy's default window (16 MiB may wait for the wrapped sink;
+ * space comes back only in order, and the end of a lap may be skipped) and two batches at the
+ * workers. With a larger window configured, or when the ring is full, a batch is sealed into memory
+ * of its own.
  */
 const SEALING_RING_BYTES = 32 * 2 ** 20 + 2 * SEAL_BATCH_BYTES;
 

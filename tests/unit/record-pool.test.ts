@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { PseudoDrive } from '../../daemon/drive/pseudo-drive.js';
 import { type PooledRecord, RecordPool } from '../../daemon/drive/record-pool.js';
-import { writeBehindWindow } from '../../daemon/drive/write-behind-window.js';
+import { LARGEST_WINDOW_BYTES } from '../../daemon/drive/write-behind-window.js';
 import { EventBus } from '../../daemon/events/events.js';
 import { startGrpcServer } from '../../daemon/frontends/grpc/server.js';
 import { GrpcSink } from '../../daemon/sinks/grpc-sink.js';
@@ -72,7 +72,7 @@ describe('RecordPool', () => {
 
   it('by default holds a write-behind window of records in use and as many given back in one burst, all reused', () => {
     const pool = new RecordPool();
-    const count = writeBehindWindow(undefined).bytes / (256 * 1024);
+    const count = LARGEST_WINDOW_BYTES / (256 * 1024);
     const inUse = Array.from({ length: count }, () => pool.take(256 * 1024));
     const burst = Array.from({ length: count }, () => pool.take(256 * 1024));
     expect([...inUse, ...burst].every((r) => r.data.buffer instanceof SharedArrayBuffer)).toBe(true);

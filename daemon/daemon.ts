@@ -67,43 +67,74 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     const notice = hashSpeedNotice(hash, hashSpeed(hash));
     log[notice.level]({ hash, hashMBps: notice.mbPerSecond }, notice.message);
   }
-  for (const d of config.drives) {
-    const sinkLog: SinkLog = (message, fields, level = 'info') => log[level]({ drive: d.name, ...fields }, message);
-    const events = bus.forDrive(d.name);
-    const sinks = d.sinks.map((uri) => sinkFromUri(uri, sinkLog));
-    const setAside = (sink: Sink) => mirror.isDropped(sink);
-    const recorder = d.manifests === false ? undefined : manifestRecorder(d, sinks, setAside, config.catalogDir ?? defaultCatalogDir(), sinkLog);
-    const mirror: Mirror = new Mirror(sinks, {
-      recorder,
-      window: d.window,
-      minCopies: d.minCopies,
-      stallTimeoutMs: d.stallTimeoutMs,
-      onCopyFailed: (sink, error, setAside) => {
-        const object = mirror.copyStatus(sink).position;
-        const at = recorder?.place(object) ?? { fileno: -1, record: -1 };
-        events({ type: 'copy-failed', sink: sink.name, volume: mirror.volume, object, ...at, error: error.message, setAside });
-        recorder?.copyFailed(sink, { volume: mirror.volume, object, ...at, error: error.message, setAside });
-      },
-      events,
-    });
-    const rates = new RateMeter(mirror.sinks);
-    bus.subscribe((e) => e.drive === d.name && rates.onEvent(e));
-    if (recorder) {
-      // A writer's close short of early warning ends the catalog's session.
-      bus.subscribe((e) => {
-        if (e.drive === d.name && e.type === 'closed') void recorder.writerClosed(mirror.pastEarlyWarning);
-      });
+  const stopFrontEnds = async () => {
+    for (const { link, supervisor } of frontEnds.splice(0)) {
+      await supervisor.stop();
+      await link.close();
     }
-    const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload, events });
-    await drive.start();
-    drives.set(d.name, { drive, mirror, rates });
-    log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
-    if (d.device) frontEnds.push(await startShim(d, drive, mirror, config.runtimeDir, log));
+  };
+  const closeDrives = async () => {
+    for (const { drive, mirror } of drives.values()) {
+      try {
+        await drive.shutdown();
+        await mirror.close();
+      } catch (err) {
+        log.error({ drive: drive.name, err: (err as Error).message }, 'closing the drive at shutdown failed');
+      }
+    }
+  };
+  // A drive, device or server that cannot start stops those started before it: the daemon then
+  // exits with the reason instead of running half-started.
+  let served: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
+  let metricsServer: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  try {
+    for (const d of config.drives) {
+      const sinkLog: SinkLog = (message, fields, level = 'info') => log[level]({ drive: d.name, ...fields }, message);
+      const events = bus.forDrive(d.name);
+      const sinks = d.sinks.map((uri) => sinkFromUri(uri, sinkLog));
+      const setAside = (sink: Sink) => mirror.isDropped(sink);
+      const recorder = d.manifests === false ? undefined : manifestRecorder(d, sinks, setAside, config.catalogDir ?? defaultCatalogDir(), sinkLog);
+      const mirror: Mirror = new Mirror(sinks, {
+        recorder,
+        window: d.window,
+        minCopies: d.minCopies,
+        stallTimeoutMs: d.stallTimeoutMs,
+        onCopyFailed: (sink, error, setAside) => {
+          const object = mirror.copyStatus(sink).position;
+          const at = recorder?.place(object) ?? { fileno: -1, record: -1 };
+          events({ type: 'copy-failed', sink: sink.name, volume: mirror.volume, object, ...at, error: error.message, setAside });
+          recorder?.copyFailed(sink, { volume: mirror.volume, object, ...at, error: error.message, setAside });
+        },
+        events,
+      });
+      const rates = new RateMeter(mirror.sinks);
+      bus.subscribe((e) => e.drive === d.name && rates.onEvent(e));
+      if (recorder) {
+        // A writer's close short of early warning ends the catalog's session.
+        bus.subscribe((e) => {
+          if (e.drive === d.name && e.type === 'closed') void recorder.writerClosed(mirror.pastEarlyWarning);
+        });
+      }
+      const drive = new PseudoDrive(d.name, mirror, { maxRecord: d.maxRecord, autoload: d.autoload, events });
+      await drive.start();
+      drives.set(d.name, { drive, mirror, rates });
+      log.info({ drive: d.name, sinks: mirror.sinks.map((s) => s.name), volume: mirror.volume }, 'drive ready');
+      if (d.device) frontEnds.push(await startShim(d, drive, mirror, config.runtimeDir, log));
+    }
+    const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
+    served = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus, security, config.recordPort);
+    metricsServer = metrics && config.metrics ? await serveMetrics(config.metrics, metrics, log) : undefined;
+  } catch (err) {
+    served?.watch.close();
+    await served?.channels?.close();
+    served?.server.forceShutdown();
+    metrics?.stop();
+    await stopFrontEnds();
+    await closeDrives();
+    throw err;
   }
-  const maxRecord = Math.max(...config.drives.map((d) => d.maxRecord));
+  const { server, address, watch, health, channels } = served;
   const sampler = setInterval(() => drives.forEach((d) => d.rates?.sample()), SAMPLE_INTERVAL_MS).unref();
-  const { server, address, watch, health, channels } = await startGrpcServer(drives, config.listen, maxRecord + MESSAGE_OVERHEAD, log, bus, security, config.recordPort);
-  const metricsServer = metrics && config.metrics ? await serveMetrics(config.metrics, metrics, log) : undefined;
   log.info({ tls: !!config.tls, clientCertificates: !!config.tls?.clientCa, token: !!config.tokenFile, address }, 'listening');
 
   return {
@@ -115,20 +146,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       clearInterval(sampler);
       metricsServer?.server.close();
       metrics?.stop();
-      for (const { link, supervisor } of frontEnds) {
-        await supervisor.stop();
-        await link.close();
-      }
+      await stopFrontEnds();
       await channels?.close();
       await shutdown(server);
-      for (const { drive, mirror } of drives.values()) {
-        try {
-          await drive.shutdown();
-          await mirror.close();
-        } catch (err) {
-          log.error({ drive: drive.name, err: (err as Error).message }, 'closing the drive at shutdown failed');
-        }
-      }
+      await closeDrives();
     },
   };
 }
@@ -172,8 +193,13 @@ async function startShim(d: DriveConfig, drive: PseudoDrive, mirror: Mirror, run
   );
   supervisor.start();
   link.start();
-  await link.connected();
-  await supervisor.ready();
+  try {
+    await supervisor.whileRunning(link.connected().then(() => supervisor!.ready()));
+  } catch (err) {
+    await supervisor.stop();
+    await link.close();
+    throw err;
+  }
   log.info({ drive: d.name, device: supervisor.devicePath }, 'device ready');
   return { link, supervisor };
 }

@@ -101,6 +101,13 @@ describe('command line', () => {
     expect(yaml.stderr).toContain('is not valid YAML');
   });
 
+  it('a daemon whose shim cannot run exits 1 with the reason, instead of waiting for the shim', async () => {
+    const args = ['daemon', '--drive', 'x', '--sink', 'mem:', '--fuse', join(dir.path, 'x'), '--runtime-dir', join(dir.path, 'run'), '--listen', '127.0.0.1:0'];
+    const r = await cli(args, undefined, { TAPEPROXY_SHIM: join(dir.path, 'no-such-shim') });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^tapeproxy: the shim for drive x \(.*no-such-shim\) exited before its device was ready: spawn .*no-such-shim ENOENT/);
+  });
+
   it('an operation that fails on the drive exits 1 with the errno message', async () => {
     const r = await cli(['--server', daemon.address, 'mt', 'nosuch', 'status']);
     expect(r.exitCode).toBe(1);

@@ -77,8 +77,8 @@ export async function startDaemon(
 }
 
 /** Runs the CLI and returns its exit code and output (never throws on a non-zero exit). */
-export async function cli(args: string[], input?: Buffer | string) {
-  const r = await execa('node', [CLI, ...args], { reject: false, input, encoding: 'buffer' });
+export async function cli(args: string[], input?: Buffer | string, env?: Record<string, string>) {
+  const r = await execa('node', [CLI, ...args], { reject: false, input, encoding: 'buffer', env });
   return { exitCode: r.exitCode, stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr).toString() };
 }
 

@@ -47,6 +47,8 @@ export class ShimSupervisor {
   private stopping = false;
   private backoff = 500;
   private currentRing: RecordRing | undefined;
+  /** Told why, when the running shim exits (whileRunning). */
+  private exitListener: ((why: string) => void) | undefined;
 
   constructor(
     private readonly options: ShimOptions,
@@ -93,8 +95,10 @@ export class ShimSupervisor {
       if (made) closeSync(made.fd);
       await this.clearMount();
       if (this.stopping) return;
+      const why = exitReason(result);
+      this.exitListener?.(why);
       this.log.error(
-        { drive: options.drive, device: this.devicePath, exitCode: result.exitCode, signal: result.signal, restartInMs: this.backoff },
+        { drive: options.drive, device: this.devicePath, why, restartInMs: this.backoff },
         'shim exited; restarting it (writers with the device open got an I/O error)',
       );
       const ranLong = Date.now() - started > 60_000;
@@ -112,6 +116,22 @@ export class ShimSupervisor {
     } catch (err) {
       this.log.warn({ drive: this.options.drive, err: (err as Error).message }, 'no record ring: records cross the socket');
       return undefined;
+    }
+  }
+
+  /**
+   * `until`, unless the shim exits first: then an error that says why. Startup waits through this,
+   * so that a shim that cannot run (not built, a kernel without FUSE) stops the daemon with its
+   * reason instead of restarting unseen while the daemon waits for its connection.
+   */
+  async whileRunning<T>(until: Promise<T>): Promise<T> {
+    const exited = new Promise<never>((_, reject) => {
+      this.exitListener = (why) => reject(new Error(`the shim for drive ${this.options.drive} (${shimBinary()}) exited before its device was ready: ${why}`));
+    });
+    try {
+      return await Promise.race([until, exited]);
+    } finally {
+      this.exitListener = undefined;
     }
   }
 
@@ -149,4 +169,11 @@ export class ShimSupervisor {
 async function isMountPoint(path: string): Promise<boolean> {
   const mounts = await readFile('/proc/self/mountinfo', 'utf8');
   return mounts.split('\n').some((line) => line.split(' ')[4] === path);
+}
+
+/** How a shim process ended, in words: its exit status, its signal, or why it could not start. */
+function exitReason(result: Awaited<ResultPromise>): string {
+  if (result.exitCode !== undefined) return `exit status ${result.exitCode}`;
+  if (result.signal) return `killed by ${result.signal}`;
+  return 'originalMessage' in result && result.originalMessage ? result.originalMessage : result.shortMessage ?? 'not started';
 }

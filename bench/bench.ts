@@ -7,7 +7,7 @@
  *
  * --no-manifests runs the daemons without manifests (to see what recording them costs).
  */
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -175,6 +175,7 @@ async function main(): Promise<void> {
     if (opts.long) longRun = await tenGiB();
     await report(seconds, rss, cpuPerGiB, shimRecords, longRun);
   } finally {
+    await stopAll();
     await rm(shm, { recursive: true, force: true });
   }
 }
@@ -315,10 +316,7 @@ async function startDaemon(dir: string, sinks = [`file:${dir}/a.tap?fsync=false`
     address: addresses.get('listening')!,
     metrics: addresses.get('metrics listening')!,
     pid: proc.pid!,
-    async stop() {
-      proc.kill('SIGTERM');
-      await proc;
-    },
+    stop: stopper(proc),
   };
 }
 
@@ -335,13 +333,7 @@ async function startFuseFloor(dir: string) {
     if (i === 100 || proc.exitCode !== null) throw new Error(`fuse-floor did not mount ${file}: ${(await proc).stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {
-    file,
-    async stop() {
-      proc.kill('SIGTERM');
-      await proc;
-    },
-  };
+  return { file, stop: stopper(proc) };
 }
 
 /** Cdd's drive with the second copy behind the encrypt stage (a raw key in a 0600 file). */
@@ -363,6 +355,7 @@ async function tenGiB() {
     await daemon.stop();
     return result;
   } finally {
+    await stopAll();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -376,8 +369,30 @@ async function makeTree(dir: string, bytes: number): Promise<void> {
 const sh = (command: string) => execa('sh', ['-c', command]);
 const mtRewind = (device: string) => execa('mt', ['-f', device, 'rewind']);
 
+/** The shim the daemon started for `device` (whatever TAPEPROXY_SHIM names it): only it has both options. */
 async function shimPid(device: string): Promise<number> {
-  return Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${device}`])).stdout.split('\n')[0]);
+  return Number((await execa('pgrep', ['-f', '--', `--socket .*--fuse ${device}`])).stdout.split('\n')[0]);
+}
+
+/**
+ * Daemons and floors still running. A failed run stops them before the temporary folder goes: their
+ * mounts would make its removal fail with EBUSY, and that error would hide the one that counts.
+ */
+const running = new Set<() => Promise<void>>();
+
+/** stop() for a process the bench started: SIGTERM, then its exit; a second call does nothing. */
+function stopper(proc: ResultPromise): () => Promise<void> {
+  const stop = async () => {
+    running.delete(stop);
+    proc.kill('SIGTERM');
+    await proc;
+  };
+  running.add(stop);
+  return stop;
+}
+
+async function stopAll(): Promise<void> {
+  for (const stop of [...running].reverse()) await stop();
 }
 
 /** WRITE records from the drive's shim by how they crossed to the daemon (tapeproxy_shim_records_total). */

@@ -127,5 +127,6 @@ int main(int argc, char **argv)
 		fuse_remove_signal_handlers(se);
 	}
 	fuse_session_destroy(se);
+	writer_cpu_end(&writer_cpu);
 	return res;
 }

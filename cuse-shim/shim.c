@@ -975,6 +975,7 @@ int main(int argc, char **argv)
 	atomic_store(&g.loop_done, 1);
 	link_close(g.link);
 	ring_unmap(&g.ring);
+	writer_cpu_end(&g.writer_cpu);
 	while (g.files)
 		forget_file(g.files);
 	if (atomic_load(&g.lost))

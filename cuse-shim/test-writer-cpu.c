@@ -165,11 +165,41 @@ static void looks_again(void)
 	CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
 }
 
+/* The writer's /proc file stays open between looks; once the writer has exited, the next look
+ * finds no CPU for it and the follower returns to its whole mask, and writer_cpu_end closes it. */
+static void keeps_the_file_open(void)
+{
+	cpu_set_t all;
+	if (!two_cpus(&all))
+		return;
+	struct writer_cpu f;
+	writer_cpu_init(&f);
+	struct writer w;
+	writer_start(&w, 1);
+	writer_cpu_follow(&f, w.tid);
+	CHECK(held_to(&f, 1));
+	CHECK(f.stat_fd >= 0);
+	int fd = f.stat_fd;
+	pid_t gone = w.tid;
+	writer_stop(&w);
+	for (int i = 0; i <= WRITER_CPU_LOOK_EVERY; i++)
+		writer_cpu_follow(&f, gone);
+	CHECK(f.on == -1);
+	cpu_set_t now;
+	CHECK(sched_getaffinity(0, sizeof(now), &now) == 0);
+	CHECK(CPU_EQUAL(&now, &f.allowed));
+	CHECK(f.stat_fd != fd || f.stat_fd < 0);
+	writer_cpu_end(&f);
+	CHECK(f.stat_fd == -1);
+	CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
+}
+
 int main(void)
 {
 	parses_processor();
 	follows();
 	looks_again();
+	keeps_the_file_open();
 	reads_this_thread();
 	return test_result("test-writer-cpu");
 }

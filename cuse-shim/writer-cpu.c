@@ -11,6 +11,7 @@ void writer_cpu_init(struct writer_cpu *w)
 	w->on = -1;
 	w->writer = 0;
 	w->countdown = 0;
+	w->stat_fd = -1;
 	if (sched_getaffinity(0, sizeof(w->allowed), &w->allowed) != 0 || CPU_COUNT(&w->allowed) < 2)
 		CPU_ZERO(&w->allowed);
 }
@@ -35,19 +36,31 @@ int writer_cpu_parse_processor(const char *stat)
 	return (int)cpu;
 }
 
-int writer_cpu_of(pid_t pid)
+static int open_stat(pid_t pid)
 {
-	char path[64], buf[1024];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static int processor_in(int fd)
+{
+	char buf[1024];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
 	return writer_cpu_parse_processor(buf);
+}
+
+int writer_cpu_of(pid_t pid)
+{
+	int fd = open_stat(pid);
+	if (fd < 0)
+		return -1;
+	int cpu = processor_in(fd);
+	close(fd);
+	return cpu;
 }
 
 void writer_cpu_follow(struct writer_cpu *w, pid_t pid)
@@ -56,9 +69,19 @@ void writer_cpu_follow(struct writer_cpu *w, pid_t pid)
 		return;
 	if (pid == w->writer && w->countdown-- > 0)
 		return;
-	w->writer = pid;
+	if (pid != w->writer) {
+		writer_cpu_end(w);
+		w->stat_fd = open_stat(pid);
+		w->writer = pid;
+	}
 	w->countdown = WRITER_CPU_LOOK_EVERY;
-	int cpu = writer_cpu_of(pid);
+	int cpu = w->stat_fd < 0 ? -1 : processor_in(w->stat_fd);
+	if (cpu < 0 && w->stat_fd >= 0) {
+		/* The thread the descriptor was opened for has exited: its id may be another's now. */
+		close(w->stat_fd);
+		w->stat_fd = open_stat(pid);
+		cpu = w->stat_fd < 0 ? -1 : processor_in(w->stat_fd);
+	}
 	if (cpu == w->on)
 		return;
 	if (cpu >= 0 && CPU_ISSET(cpu, &w->allowed)) {
@@ -70,4 +93,12 @@ void writer_cpu_follow(struct writer_cpu *w, pid_t pid)
 	} else if (w->on >= 0 && sched_setaffinity(0, sizeof(w->allowed), &w->allowed) == 0) {
 		w->on = -1; /* the writer runs where this thread may not: anywhere it may */
 	}
+}
+
+void writer_cpu_end(struct writer_cpu *w)
+{
+	if (w->stat_fd >= 0)
+		close(w->stat_fd);
+	w->stat_fd = -1;
+	w->writer = 0;
 }

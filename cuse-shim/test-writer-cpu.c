@@ -142,6 +142,15 @@ static void follows(void)
 	CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
 }
 
+/* A follower, and a writer started on CPU 1 that it has followed there. */
+static void follow_writer_on_1(struct writer_cpu *f, struct writer *w)
+{
+	writer_cpu_init(f);
+	writer_start(w, 1);
+	writer_cpu_follow(f, w->tid);
+	CHECK(held_to(f, 1));
+}
+
 /* The same writer moved by the scheduler: followed on its WRITER_CPU_LOOK_EVERY+1th request after
  * the last look, not before (a look is a /proc read). */
 static void looks_again(void)
@@ -150,11 +159,8 @@ static void looks_again(void)
 	if (!two_cpus(&all))
 		return;
 	struct writer_cpu f;
-	writer_cpu_init(&f);
 	struct writer w;
-	writer_start(&w, 1);
-	writer_cpu_follow(&f, w.tid);
-	CHECK(held_to(&f, 1));
+	follow_writer_on_1(&f, &w);
 	writer_to(&w, 0);
 	for (int i = 0; i < WRITER_CPU_LOOK_EVERY; i++)
 		writer_cpu_follow(&f, w.tid);
@@ -162,6 +168,7 @@ static void looks_again(void)
 	writer_cpu_follow(&f, w.tid);
 	CHECK(held_to(&f, 0));
 	writer_stop(&w);
+	writer_cpu_end(&f);
 	CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
 }
 
@@ -173,11 +180,8 @@ static void keeps_the_file_open(void)
 	if (!two_cpus(&all))
 		return;
 	struct writer_cpu f;
-	writer_cpu_init(&f);
 	struct writer w;
-	writer_start(&w, 1);
-	writer_cpu_follow(&f, w.tid);
-	CHECK(held_to(&f, 1));
+	follow_writer_on_1(&f, &w);
 	CHECK(f.stat_fd >= 0);
 	int fd = f.stat_fd;
 	pid_t gone = w.tid;

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { cli, imageObjects, startDaemon, type RunningDaemon, fuseShimPid } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { sizeOf, waitFor } from '../support/wait.js';
 import { hashTree, makeTree } from '../support/trees.js';
@@ -42,7 +42,7 @@ it('shim SIGKILL mid-stream: the writer gets an error; both copies hold the same
   const input = join(dir.path, 'input');
   await writeFile(input, randomBytes(256 * REC));
   const writer = execa('sh', ['-c', `for i in $(seq 0 255); do dd if=${input} bs=${REC} skip=$i count=1 status=none; done | dd of=${device} bs=${REC} iflag=fullblock status=none`], { reject: false });
-  const shimPid = async () => Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${device}`])).stdout.split('\n')[0]);
+  const shimPid = () => fuseShimPid(device);
   await waitFor('records on the copies', async () => (await sizeOf(join(dir.path, 'b.tap'))) > 32 * REC);
   const first = await shimPid();
   process.kill(first, 'SIGKILL');

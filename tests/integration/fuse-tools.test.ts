@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cli, imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { cli, imageObjects, startDaemon, type RunningDaemon, fuseShimPid } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 import { hashTree, makeTree } from '../support/trees.js';
 
@@ -173,7 +173,7 @@ describe('shim supervision', () => {
   it('a killed shim is restarted and the device works again; the writer holding it open gets an error', async () => {
     const dev = await fuseDrive([`file:${dir.path}/a.tap`]);
     await execa('dd', [`of=${dev}`, 'bs=10k', 'count=2', 'conv=notrunc', 'status=none'], { input: randomBytes(20 * 1024) });
-    const shimPid = async () => Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${dev}`])).stdout.split('\n')[0]);
+    const shimPid = () => fuseShimPid(dev);
     const first = await shimPid();
     const writer = await open(dev, 'w');
     process.kill(first, 'SIGKILL');

@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { imageObjects, startDaemon, type RunningDaemon } from '../support/daemon.js';
+import { imageObjects, startDaemon, type RunningDaemon, fuseShimPid } from '../support/daemon.js';
 import { useTempDir } from '../support/temp-dir.js';
 
 const KiB = 1024;
@@ -92,7 +92,7 @@ describe('the record ring between shim and daemon', () => {
 
   it('a shim killed while the records it put in the ring are still being written: every record the daemon took lands, and the next shim gets a ring of its own', { timeout: 60_000 }, async () => {
     const dev = await fuseDrive([`file:${dir.path}/a.tap?fsync=false`, `file:${dir.path}/slow.tap?fsync=false&rate=20000000`]);
-    const shimPid = async () => Number((await execa('pgrep', ['-f', `tapeproxy-shim .*--fuse ${dev}`])).stdout.split('\n')[0]);
+    const shimPid = () => fuseShimPid(dev);
     const first = randomBytes(64 * MiB);
     const writing = ddTo(dev, first, 256 * KiB).then(() => 'finished', () => 'failed');
     // Killed once the slow copy holds a good part of the ring's records.

@@ -82,6 +82,11 @@ export async function cli(args: string[], input?: Buffer | string, env?: Record<
   return { exitCode: r.exitCode, stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr).toString() };
 }
 
+/** The pid of the shim serving the FUSE file `device`: only the shim has both options. */
+export async function fuseShimPid(device: string): Promise<number> {
+  return Number((await execa('pgrep', ['-f', '--', `--socket .*--fuse ${device}`])).stdout.split('\n')[0]);
+}
+
 /** Every object of a SIMH image: record data, or null for a tape mark. */
 export async function imageObjects(path: string): Promise<(Buffer | null)[]> {
   const fh = await open(path, 'r');
